@@ -1,0 +1,86 @@
+//! `callbacks`: the command-line entry point. Thin: parses arguments and calls the library.
+
+use std::io::{self, BufReader, BufWriter};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use callbacks::config;
+use callbacks::pipeline::CoreOptions;
+
+#[derive(Parser)]
+#[command(name = "callbacks", version, about = "NHS Notify client callbacks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read newline-delimited CloudEvents on stdin; write one callback request per line on stdout.
+    Transform {
+        /// Directory of client configurations (one `*.json` per client).
+        #[arg(long)]
+        config: PathBuf,
+        /// Base URL of `links.message`.
+        #[arg(long, env = "MESSAGE_LINK_BASE_URL", default_value = callbacks::transform::DEFAULT_LINK_BASE)]
+        link_base: String,
+    },
+    /// Check every client configuration in a directory; report every problem.
+    ValidateConfig {
+        /// Directory of client configurations.
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    init_logs();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Transform { config, link_base } => transform(&config, link_base),
+        Command::ValidateConfig { dir } => validate_config(&dir),
+    }
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(io::stderr).init();
+}
+
+fn transform(dir: &std::path::Path, link_base: String) -> ExitCode {
+    let configs = match config::load_dir(dir) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: invalid configuration in {}: {e}", dir.display());
+            return ExitCode::from(2);
+        }
+    };
+    let stdin = io::stdin().lock();
+    let stdout = BufWriter::new(io::stdout().lock());
+    let stderr = BufWriter::new(io::stderr().lock());
+    let opts = CoreOptions { link_base };
+    match callbacks::stream::transform_stream(BufReader::new(stdin), stdout, stderr, &configs, &opts) {
+        Ok(stats) => {
+            tracing::info!(lines = stats.lines, events = stats.events, rejected = stats.rejected, callbacks = stats.callbacks, "transform finished");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate_config(dir: &std::path::Path) -> ExitCode {
+    match config::load_dir(dir) {
+        Ok(set) => {
+            println!("{}: {} client configuration(s), all valid", dir.display(), set.len());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}

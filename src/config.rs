@@ -1,0 +1,345 @@
+//! Client subscription configuration: load, validate (schema and cross-references) and compile
+//! into the form the filter uses.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::schema::types::{self, ClientConfig, Subscription, Target};
+use crate::schema::{FieldError, Schemas};
+
+/// The name of the optional clientId → applicationId map file inside a configuration directory.
+pub const APPLICATION_ID_MAP_FILE: &str = "application-ids.json";
+
+/// One problem in one configuration source. Never carries secret values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{source_name}: {pointer}: {reason}", pointer = if .pointer.is_empty() { "/" } else { .pointer })]
+pub struct ConfigProblem {
+    /// The file (or S3 key) the problem is in.
+    pub source_name: String,
+    /// A JSON pointer into that document.
+    pub pointer: String,
+    pub reason: String,
+}
+
+/// Every problem found while loading configuration.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{} configuration problem(s):\n{}", .0.len(), .0.iter().map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<ConfigProblem>);
+
+/// A compiled subscription: its statuses folded to lower case for case-insensitive matching.
+#[derive(Debug, Clone)]
+pub enum CompiledSubscription {
+    MessageStatus {
+        id: String,
+        statuses: Vec<String>,
+        targets: Vec<usize>,
+    },
+    ChannelStatus {
+        id: String,
+        channel_type: String,
+        channel_statuses: Vec<String>,
+        supplier_statuses: Vec<String>,
+        targets: Vec<usize>,
+    },
+}
+
+impl CompiledSubscription {
+    pub fn id(&self) -> &str {
+        match self {
+            Self::MessageStatus { id, .. } | Self::ChannelStatus { id, .. } => id,
+        }
+    }
+    pub fn targets(&self) -> &[usize] {
+        match self {
+            Self::MessageStatus { targets, .. } | Self::ChannelStatus { targets, .. } => targets,
+        }
+    }
+}
+
+/// One client's configuration, ready for the filter.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    pub client_id: String,
+    pub application_id: String,
+    pub subscriptions: Vec<CompiledSubscription>,
+    /// The targets, in configuration order; subscriptions refer to them by index.
+    pub targets: Vec<Target>,
+    /// The document as written (for `dlq`/diagnostics; Debug never shows API keys).
+    pub document: ClientConfig,
+}
+
+/// The configuration of every client, by clientId.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSet {
+    clients: HashMap<String, Arc<ClientSettings>>,
+}
+
+impl ConfigSet {
+    pub fn get(&self, client_id: &str) -> Option<&Arc<ClientSettings>> {
+        self.clients.get(client_id)
+    }
+    pub fn insert(&mut self, client: ClientSettings) {
+        self.clients.insert(client.client_id.clone(), Arc::new(client));
+    }
+    pub fn remove(&mut self, client_id: &str) -> Option<Arc<ClientSettings>> {
+        self.clients.remove(client_id)
+    }
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+    pub fn clients(&self) -> impl Iterator<Item = &Arc<ClientSettings>> {
+        self.clients.values()
+    }
+}
+
+fn problem(source_name: &str, pointer: impl Into<String>, reason: impl Into<String>) -> ConfigProblem {
+    ConfigProblem { source_name: source_name.to_string(), pointer: pointer.into(), reason: reason.into() }
+}
+
+/// Parses a clientId → applicationId map document.
+pub fn parse_application_ids(source_name: &str, bytes: &[u8]) -> Result<HashMap<String, String>, ConfigErrors> {
+    let map: BTreeMap<String, Value> = serde_json::from_slice(bytes)
+        .map_err(|e| ConfigErrors(vec![problem(source_name, "", format!("not a JSON object of strings: {e}"))]))?;
+    let mut out = HashMap::new();
+    let mut errs = Vec::new();
+    for (client, app) in map {
+        match app.as_str() {
+            Some(a) if !a.is_empty() => {
+                out.insert(client, a.to_string());
+            }
+            _ => errs.push(problem(source_name, format!("/{client}"), "must be a non-empty string (the application id)")),
+        }
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(ConfigErrors(errs))
+    }
+}
+
+/// Parses, validates and compiles one client configuration document. Every problem in the
+/// document is reported. `application_ids` supplies `applicationId` when the document has none.
+pub fn parse_client(
+    source_name: &str,
+    bytes: &[u8],
+    application_ids: &HashMap<String, String>,
+) -> Result<ClientSettings, ConfigErrors> {
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| ConfigErrors(vec![problem(source_name, "", format!("not valid JSON: {e}"))]))?;
+    if let Err(errs) = Schemas::get().validate_client_config(&value) {
+        return Err(ConfigErrors(
+            errs.into_iter().map(|FieldError { pointer, reason }| problem(source_name, pointer, reason)).collect(),
+        ));
+    }
+    let doc: ClientConfig = serde_json::from_value(value)
+        .map_err(|e| ConfigErrors(vec![problem(source_name, "", format!("does not match the generated type: {e}"))]))?;
+    compile(source_name, doc, application_ids)
+}
+
+fn lower(v: &impl std::fmt::Display) -> String {
+    v.to_string().to_ascii_lowercase()
+}
+
+fn compile(
+    source_name: &str,
+    doc: ClientConfig,
+    application_ids: &HashMap<String, String>,
+) -> Result<ClientSettings, ConfigErrors> {
+    let mut errs = Vec::new();
+    let client_id = doc.client_id.to_string();
+    let application_id = match (&doc.application_id, application_ids.get(&client_id)) {
+        (Some(a), _) => a.to_string(),
+        (None, Some(a)) => a.clone(),
+        (None, None) => {
+            errs.push(problem(
+                source_name,
+                "/applicationId",
+                format!("is missing and {APPLICATION_ID_MAP_FILE} has no entry for client {client_id:?}"),
+            ));
+            String::new()
+        }
+    };
+
+    let mut target_index: HashMap<&str, usize> = HashMap::new();
+    for (i, t) in doc.targets.iter().enumerate() {
+        if target_index.insert(t.target_id.as_str(), i).is_some() {
+            errs.push(problem(source_name, format!("/targets/{i}/targetId"), format!("duplicate targetId {:?}", *t.target_id)));
+        }
+        if let Some(d) = &t.delivery {
+            if let (Some(lo), Some(hi)) = (d.initial_backoff_ms, d.max_backoff_ms) {
+                if lo > hi {
+                    errs.push(problem(
+                        source_name,
+                        format!("/targets/{i}/delivery/initialBackoffMs"),
+                        "is greater than maxBackoffMs",
+                    ));
+                }
+            }
+        }
+    }
+
+    let mut seen_subs = HashSet::new();
+    let mut subscriptions = Vec::with_capacity(doc.subscriptions.len());
+    for (i, s) in doc.subscriptions.iter().enumerate() {
+        let (id, target_ids) = match s {
+            Subscription::MessageStatusSubscription(m) => (m.subscription_id.as_str(), &m.target_ids),
+            Subscription::ChannelStatusSubscription(c) => (c.subscription_id.as_str(), &c.target_ids),
+        };
+        if !seen_subs.insert(id) {
+            errs.push(problem(source_name, format!("/subscriptions/{i}/subscriptionId"), format!("duplicate subscriptionId {id:?}")));
+        }
+        let mut targets = Vec::new();
+        for (j, t) in target_ids.iter().enumerate() {
+            match target_index.get(t.as_str()) {
+                Some(&idx) if !targets.contains(&idx) => targets.push(idx),
+                Some(_) => {}
+                None => errs.push(problem(
+                    source_name,
+                    format!("/subscriptions/{i}/targetIds/{j}"),
+                    format!("names target {:?}, which is not in targets", t.as_str()),
+                )),
+            }
+        }
+        subscriptions.push(match s {
+            Subscription::MessageStatusSubscription(m) => CompiledSubscription::MessageStatus {
+                id: id.to_string(),
+                statuses: m.message_statuses.iter().map(lower).collect(),
+                targets,
+            },
+            Subscription::ChannelStatusSubscription(c) => CompiledSubscription::ChannelStatus {
+                id: id.to_string(),
+                channel_type: lower(&c.channel_type),
+                channel_statuses: c.channel_statuses.iter().map(lower).collect(),
+                supplier_statuses: c.supplier_statuses.iter().map(lower).collect(),
+                targets,
+            },
+        });
+    }
+    if !errs.is_empty() {
+        return Err(ConfigErrors(errs));
+    }
+    Ok(ClientSettings { client_id, application_id, subscriptions, targets: doc.targets.clone(), document: doc })
+}
+
+/// The client configuration files of a directory: every `*.json` except the application id map.
+pub fn config_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigErrors> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| ConfigErrors(vec![problem(&dir.display().to_string(), "", format!("cannot read directory: {e}"))]))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && p.file_name().is_some_and(|n| n != APPLICATION_ID_MAP_FILE)
+                && p.is_file()
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Reads the application id map of a directory, if there is one.
+pub fn load_application_ids(dir: &Path) -> Result<HashMap<String, String>, ConfigErrors> {
+    let path = dir.join(APPLICATION_ID_MAP_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => parse_application_ids(&path.display().to_string(), &bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashMap::new()),
+        Err(e) => Err(ConfigErrors(vec![problem(&path.display().to_string(), "", format!("cannot read: {e}"))])),
+    }
+}
+
+/// Loads one configuration file.
+pub fn load_file(path: &Path, application_ids: &HashMap<String, String>) -> Result<ClientSettings, ConfigErrors> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| ConfigErrors(vec![problem(&name, "", format!("cannot read: {e}"))]))?;
+    parse_client(&name, &bytes, application_ids)
+}
+
+/// Loads every client configuration in a directory, reporting every problem in every file.
+pub fn load_dir(dir: &Path) -> Result<ConfigSet, ConfigErrors> {
+    let mut errs = Vec::new();
+    let application_ids = load_application_ids(dir).unwrap_or_else(|e| {
+        errs.extend(e.0);
+        HashMap::new()
+    });
+    let mut set = ConfigSet::default();
+    let mut owner: HashMap<String, PathBuf> = HashMap::new();
+    for path in config_files(dir)? {
+        match load_file(&path, &application_ids) {
+            Ok(client) => {
+                if let Some(first) = owner.get(&client.client_id) {
+                    errs.push(problem(
+                        &path.display().to_string(),
+                        "/clientId",
+                        format!("client {:?} is already configured in {}", client.client_id, first.display()),
+                    ));
+                    continue;
+                }
+                owner.insert(client.client_id.clone(), path.clone());
+                set.insert(client);
+            }
+            Err(e) => errs.extend(e.0),
+        }
+    }
+    if errs.is_empty() {
+        Ok(set)
+    } else {
+        Err(ConfigErrors(errs))
+    }
+}
+
+/// The effective delivery settings of a target, defaults applied.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliverySettings {
+    pub mode: types::DeliveryMode,
+    pub max_retry_duration: std::time::Duration,
+    pub initial_backoff: std::time::Duration,
+    pub max_backoff: std::time::Duration,
+    pub timeout: std::time::Duration,
+    pub circuit_breaker: Option<CircuitSettings>,
+    pub rate_limit_per_second: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CircuitSettings {
+    pub failure_threshold: u32,
+    pub cooldown: std::time::Duration,
+}
+
+impl DeliverySettings {
+    pub const DEFAULT_MAX_RETRY_SECONDS: u64 = 2 * 60 * 60;
+    pub const DEFAULT_INITIAL_BACKOFF_MS: u64 = 1_000;
+    pub const DEFAULT_MAX_BACKOFF_MS: u64 = 5 * 60 * 1_000;
+    pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
+    pub const DEFAULT_FAILURE_THRESHOLD: u32 = 5;
+    pub const DEFAULT_COOLDOWN_MS: u64 = 30_000;
+
+    pub fn of(target: &Target) -> Self {
+        use std::time::Duration;
+        let d = target.delivery.as_ref();
+        let ms = |v: Option<std::num::NonZeroU64>, default: u64| Duration::from_millis(v.map_or(default, |n| n.get()));
+        DeliverySettings {
+            mode: d.and_then(|d| d.mode).unwrap_or(types::DeliveryMode::ApiDestination),
+            max_retry_duration: Duration::from_secs(
+                d.and_then(|d| d.max_retry_duration_seconds)
+                    .map_or(Self::DEFAULT_MAX_RETRY_SECONDS, |s| s.max(0) as u64),
+            ),
+            initial_backoff: ms(d.and_then(|d| d.initial_backoff_ms), Self::DEFAULT_INITIAL_BACKOFF_MS),
+            max_backoff: ms(d.and_then(|d| d.max_backoff_ms), Self::DEFAULT_MAX_BACKOFF_MS),
+            timeout: ms(d.and_then(|d| d.timeout_ms), Self::DEFAULT_TIMEOUT_MS),
+            circuit_breaker: d.and_then(|d| d.circuit_breaker.as_ref()).filter(|c| c.enabled).map(|c| CircuitSettings {
+                failure_threshold: c
+                    .failure_threshold
+                    .map_or(Self::DEFAULT_FAILURE_THRESHOLD, |n| u32::try_from(n.get()).unwrap_or(u32::MAX)),
+                cooldown: ms(c.cooldown_ms, Self::DEFAULT_COOLDOWN_MS),
+            }),
+            rate_limit_per_second: u32::try_from(target.invocation_rate_limit.get()).unwrap_or(u32::MAX),
+        }
+    }
+}

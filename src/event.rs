@@ -1,0 +1,137 @@
+//! Inbound status events: parse, validate against the schema for their type, and deserialize
+//! into the generated types.
+
+use serde_json::Value;
+
+use crate::schema::types::{ChannelStatusData, CloudEvent, MessageStatusData};
+use crate::schema::{EventKind, FieldError, Schemas};
+
+/// The largest event accepted, in bytes (the EventBridge event size limit).
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+/// A validated status event.
+#[derive(Debug, Clone)]
+pub struct InboundEvent {
+    /// The CloudEvents envelope (its `data` is emptied; the typed data is in `data`).
+    pub envelope: CloudEvent,
+    pub data: EventData,
+}
+
+/// The typed data of a status event.
+#[derive(Debug, Clone)]
+pub enum EventData {
+    MessageStatus(MessageStatusData),
+    ChannelStatus(ChannelStatusData),
+}
+
+impl InboundEvent {
+    pub fn id(&self) -> &str {
+        &self.envelope.id
+    }
+    pub fn source(&self) -> &str {
+        &self.envelope.source
+    }
+    pub fn client_id(&self) -> &str {
+        match &self.data {
+            EventData::MessageStatus(d) => &d.client_id,
+            EventData::ChannelStatus(d) => &d.client_id,
+        }
+    }
+    pub fn message_id(&self) -> &str {
+        match &self.data {
+            EventData::MessageStatus(d) => &d.message_id,
+            EventData::ChannelStatus(d) => &d.message_id,
+        }
+    }
+    pub fn traceparent(&self) -> Option<&str> {
+        self.envelope.traceparent.as_ref().map(|t| t.as_str())
+    }
+    pub fn kind(&self) -> EventKind {
+        match &self.data {
+            EventData::MessageStatus(_) => EventKind::MessageStatus,
+            EventData::ChannelStatus(_) => EventKind::ChannelStatus,
+        }
+    }
+}
+
+/// Why an event was rejected. Every variant names the field (a JSON pointer) or the position.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EventError {
+    #[error("event is {size} bytes; the limit is {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("not valid JSON: {0}")]
+    Json(String),
+    #[error("/: an event must be a JSON object")]
+    NotAnObject,
+    #[error("{}", join(.0))]
+    Invalid(Vec<FieldError>),
+}
+
+fn join(errs: &[FieldError]) -> String {
+    errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+impl EventError {
+    /// The violated fields, for machine-readable reports.
+    pub fn fields(&self) -> Vec<FieldError> {
+        match self {
+            EventError::Invalid(errs) => errs.clone(),
+            EventError::TooLarge { .. } | EventError::Json(_) | EventError::NotAnObject => vec![FieldError {
+                pointer: String::new(),
+                reason: self.to_string(),
+            }],
+        }
+    }
+}
+
+/// An event that could not be accepted, with whatever id could be read from it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{error}")]
+pub struct Rejected {
+    pub event_id: Option<String>,
+    pub error: EventError,
+}
+
+/// Parses and validates one event from its JSON bytes.
+pub fn parse_event(bytes: &[u8]) -> Result<InboundEvent, Rejected> {
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(Rejected {
+            event_id: None,
+            error: EventError::TooLarge { size: bytes.len(), limit: MAX_EVENT_BYTES },
+        });
+    }
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| Rejected {
+        event_id: None,
+        error: EventError::Json(e.to_string()),
+    })?;
+    from_value(value)
+}
+
+/// Validates and deserializes an already-parsed event.
+pub fn from_value(mut value: Value) -> Result<InboundEvent, Rejected> {
+    let event_id = value.get("id").and_then(Value::as_str).map(str::to_owned);
+    let reject = |error| Rejected { event_id: event_id.clone(), error };
+    if !value.is_object() {
+        return Err(reject(EventError::NotAnObject));
+    }
+    let kind = Schemas::get().validate_event(&value).map_err(|e| reject(EventError::Invalid(e)))?;
+    let data = value
+        .as_object_mut()
+        .and_then(|o| o.insert("data".into(), Value::Object(Default::default())))
+        .unwrap_or(Value::Null);
+    // After validation these cannot fail unless the generated types and the validator disagree;
+    // report that as a validation error rather than panicking.
+    let shape = |pointer: &str, e: serde_json::Error| {
+        reject(EventError::Invalid(vec![FieldError { pointer: pointer.into(), reason: e.to_string() }]))
+    };
+    let envelope: CloudEvent = serde_json::from_value(value).map_err(|e| shape("", e))?;
+    let data = match kind {
+        EventKind::MessageStatus => {
+            EventData::MessageStatus(serde_json::from_value(data).map_err(|e| shape("/data", e))?)
+        }
+        EventKind::ChannelStatus => {
+            EventData::ChannelStatus(serde_json::from_value(data).map_err(|e| shape("/data", e))?)
+        }
+    };
+    Ok(InboundEvent { envelope, data })
+}

@@ -1,0 +1,177 @@
+//! Run-time JSON Schema validation (`jsonschema`), compiled once from the embedded schemas.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use jsonschema::{Registry, Validator};
+use serde_json::{json, Value};
+
+use super::{files, registry, EventKind};
+
+/// One violated constraint: where (a JSON pointer into the instance) and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub pointer: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let at = if self.pointer.is_empty() { "/" } else { &self.pointer };
+        write!(f, "{at}: {}", self.reason)
+    }
+}
+
+/// The compiled validators: one per accepted event type, plus configuration and payloads.
+pub struct Schemas {
+    envelope: Validator,
+    events: HashMap<String, (EventKind, Validator)>,
+    client_config: Validator,
+    message_callback: Validator,
+    channel_callback: Validator,
+}
+
+/// At most this many violations are reported for one document.
+const MAX_ERRORS: usize = 10;
+
+impl Schemas {
+    /// The process-wide validators, compiled on first use.
+    pub fn get() -> &'static Schemas {
+        static SCHEMAS: OnceLock<Schemas> = OnceLock::new();
+        SCHEMAS.get_or_init(|| Schemas::compile().expect("embedded schemas compile (checked by tests)"))
+    }
+
+    /// Compiles every validator from the embedded schema files.
+    pub fn compile() -> Result<Schemas, String> {
+        let mut builder = Registry::new();
+        for (name, text) in files::SCHEMA_FILES {
+            let doc: Value = serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))?;
+            builder = builder
+                .add(format!("{}{name}", files::BASE_URI), doc)
+                .map_err(|e| format!("{name}: {e}"))?;
+        }
+        let reg = builder.prepare().map_err(|e| format!("schema registry: {e}"))?;
+        let build = |schema: Value| -> Result<Validator, String> {
+            jsonschema::options()
+                .with_registry(&reg)
+                .with_draft(jsonschema::Draft::Draft202012)
+                .build(&schema)
+                .map_err(|e| format!("schema {schema}: {e}"))
+        };
+        let by_ref = |file: &str| json!({ "$ref": format!("{}{file}", files::BASE_URI) });
+
+        let mut events = HashMap::new();
+        for entry in registry() {
+            if files::get(&entry.data_schema).is_none() {
+                return Err(format!(
+                    "registry.json: event type {} names data schema {} which is not in schemas/",
+                    entry.event_type, entry.data_schema
+                ));
+            }
+            let schema = json!({
+                "allOf": [by_ref("cloudevent.schema.json")],
+                "properties": {
+                    "type": { "enum": [entry.event_type] },
+                    "data": by_ref(&entry.data_schema)
+                }
+            });
+            events.insert(entry.event_type.clone(), (entry.kind, build(schema)?));
+        }
+        Ok(Schemas {
+            envelope: build(by_ref("cloudevent.schema.json"))?,
+            events,
+            client_config: build(by_ref("client-config.schema.json"))?,
+            message_callback: build(by_ref("callback-message-status.schema.json"))?,
+            channel_callback: build(by_ref("callback-channel-status.schema.json"))?,
+        })
+    }
+
+    /// The kind of callback an event type produces, if the type is accepted.
+    pub fn event_kind(&self, event_type: &str) -> Option<EventKind> {
+        self.events.get(event_type).map(|(k, _)| *k)
+    }
+
+    /// The accepted event types, sorted.
+    pub fn event_types(&self) -> Vec<&str> {
+        let mut t: Vec<&str> = self.events.keys().map(String::as_str).collect();
+        t.sort_unstable();
+        t
+    }
+
+    /// Validates a whole event (envelope and data) against the schema for its `type`.
+    /// An unknown or missing type is reported as an error at `/type`.
+    pub fn validate_event(&self, event: &Value) -> Result<EventKind, Vec<FieldError>> {
+        let Some(event_type) = event.get("type").and_then(Value::as_str) else {
+            let mut errs = collect(&self.envelope, event, false);
+            if errs.is_empty() {
+                errs.push(FieldError { pointer: "/type".into(), reason: "is required".into() });
+            }
+            return Err(errs);
+        };
+        let Some((kind, validator)) = self.events.get(event_type) else {
+            let mut errs = vec![FieldError {
+                pointer: "/type".into(),
+                reason: format!(
+                    "unknown event type {event_type:?}; accepted: {}",
+                    self.event_types().join(", ")
+                ),
+            }];
+            errs.extend(collect(&self.envelope, event, false).into_iter().filter(|e| e.pointer != "/type"));
+            return Err(errs);
+        };
+        if validator.is_valid(event) {
+            Ok(*kind)
+        } else {
+            Err(collect(validator, event, false))
+        }
+    }
+
+    /// Validates a client configuration document. Values are masked in the reasons, since a
+    /// configuration holds API keys.
+    pub fn validate_client_config(&self, doc: &Value) -> Result<(), Vec<FieldError>> {
+        if self.client_config.is_valid(doc) {
+            Ok(())
+        } else {
+            Err(collect(&self.client_config, doc, true))
+        }
+    }
+
+    /// Validates a callback request body (what a client receives) against its payload schema.
+    pub fn validate_callback(&self, kind: EventKind, body: &Value) -> Result<(), Vec<FieldError>> {
+        let v = match kind {
+            EventKind::MessageStatus => &self.message_callback,
+            EventKind::ChannelStatus => &self.channel_callback,
+        };
+        if v.is_valid(body) {
+            Ok(())
+        } else {
+            Err(collect(v, body, false))
+        }
+    }
+}
+
+fn collect(validator: &Validator, instance: &Value, mask: bool) -> Vec<FieldError> {
+    let mut out: Vec<FieldError> = validator
+        .iter_errors(instance)
+        .map(|e| {
+            let mut pointer = e.instance_path().to_string();
+            // A missing property is reported at its parent; name the property itself.
+            let reason = if let jsonschema::error::ValidationErrorKind::Required { property } = e.kind() {
+                let name = property.as_str().unwrap_or_default();
+                pointer.push('/');
+                pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
+                "is required".to_string()
+            } else if mask {
+                e.masked().to_string()
+            } else {
+                e.to_string()
+            };
+            FieldError { pointer, reason }
+        })
+        .collect();
+    // `oneOf`/`allOf` can report one violation several times; keep each once, deepest first.
+    out.sort_by(|a, b| b.pointer.len().cmp(&a.pointer.len()).then_with(|| a.pointer.cmp(&b.pointer)));
+    out.dedup();
+    out.truncate(MAX_ERRORS);
+    out
+}
