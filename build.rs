@@ -83,8 +83,14 @@ fn main() {
         }
     }
 
+    // Property order by type name (named definitions), and of every nested object (for the
+    // anonymous types typify names itself).
+    let mut named_orders: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut orders = Vec::new();
-    for schema in definitions.values() {
+    for (name, schema) in &definitions {
+        if let Some(Value::Object(props)) = schema.get("properties") {
+            named_orders.insert(name.clone(), props.keys().cloned().collect());
+        }
         property_orders(schema, &mut orders);
     }
     let root = serde_json::json!({ "definitions": Value::Object(definitions) });
@@ -101,7 +107,7 @@ fn main() {
         .unwrap_or_else(|e| panic!("typify rejected the bundled schemas: {e}"));
     let tokens = space.to_stream();
     let mut file: syn::File = syn::parse2(tokens).expect("typify output parses as Rust");
-    reorder_fields(&mut file, &orders);
+    reorder_fields(&mut file, &named_orders, &orders);
     let code = prettyplease::unparse(&file);
 
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
@@ -177,7 +183,7 @@ fn property_orders(v: &Value, out: &mut Vec<Vec<String>>) {
 /// typify emits struct fields sorted by name; serde serialises fields in declaration order.
 /// Put each struct's fields back in the order its schema lists the properties, so that the
 /// generated types serialise in schema order (the callback payload's order on the wire).
-fn reorder_fields(file: &mut syn::File, orders: &[Vec<String>]) {
+fn reorder_fields(file: &mut syn::File, named_orders: &BTreeMap<String, Vec<String>>, orders: &[Vec<String>]) {
     use quote::ToTokens;
     for item in &mut file.items {
         let syn::Item::Struct(st) = item else { continue };
@@ -204,9 +210,19 @@ fn reorder_fields(file: &mut syn::File, orders: &[Vec<String>]) {
                 sorted == names
             })
             .collect();
-        let Some(order) = candidates.first() else { continue };
-        if candidates.iter().any(|c| c != order) {
-            panic!("struct {}: two schemas list the same properties in different orders", st.ident);
+        // A named definition's own order; else the one order every object with these
+        // properties agrees on; else leave typify's order.
+        let order = match named_orders.get(&st.ident.to_string()) {
+            Some(o) => o,
+            None => match candidates.first() {
+                Some(first) if candidates.iter().all(|c| c == first) => *first,
+                _ => continue,
+            },
+        };
+        let mut check: Vec<String> = order.clone();
+        check.sort();
+        if check != names {
+            continue;
         }
         let mut fields: Vec<syn::Field> = std::mem::take(&mut named.named).into_iter().collect();
         fields.sort_by_key(|f| {
