@@ -304,6 +304,9 @@ pub struct DeliverySettings {
     pub timeout: std::time::Duration,
     pub circuit_breaker: Option<CircuitSettings>,
     pub rate_limit_per_second: u32,
+    /// The client certificate presented to the target (`delivery.mtls`).
+    #[cfg(feature = "deliver")]
+    pub mtls: Option<crate::deliver::MtlsFiles>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -340,6 +343,12 @@ impl DeliverySettings {
                 cooldown: ms(c.cooldown_ms, Self::DEFAULT_COOLDOWN_MS),
             }),
             rate_limit_per_second: u32::try_from(target.invocation_rate_limit.get()).unwrap_or(u32::MAX),
+            #[cfg(feature = "deliver")]
+            mtls: d.and_then(|d| d.mtls.as_ref()).map(|m| crate::deliver::MtlsFiles {
+                cert_pem: std::path::PathBuf::from(m.cert_pem_file.as_str()),
+                key_pem: std::path::PathBuf::from(m.key_pem_file.as_str()),
+                ca_pem: m.ca_pem_file.as_ref().map(|c| std::path::PathBuf::from(c.as_str())),
+            }),
         }
     }
 }

@@ -6,6 +6,8 @@
 //! AWS and no HTTP server; adapters (`local`, `aws`, the binaries) call it.
 
 pub mod config;
+#[cfg(feature = "deliver")]
+pub mod deliver;
 pub mod event;
 pub mod filter;
 pub mod pipeline;

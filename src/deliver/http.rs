@@ -1,0 +1,219 @@
+//! The HTTP sender: one `reqwest` client per target (connection pool, request timeout,
+//! optional mTLS identity, rustls), one call per attempt, an [`AttemptOutcome`] back.
+//! Errors are rendered without the URL and never include header values (the API key).
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+
+use super::policy::{parse_retry_after, AttemptOutcome};
+
+/// Client certificate files for mutual TLS (PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MtlsFiles {
+    pub cert_pem: PathBuf,
+    pub key_pem: PathBuf,
+    /// When given, only this CA bundle is trusted for the target's server certificate.
+    pub ca_pem: Option<PathBuf>,
+}
+
+/// How a target's client is built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderConfig {
+    pub timeout: Duration,
+    pub mtls: Option<MtlsFiles>,
+    /// Allow `http://` endpoints (local development and tests only).
+    pub allow_http: bool,
+    /// Idle connections kept per host.
+    pub max_idle_per_host: usize,
+}
+
+impl SenderConfig {
+    pub fn new(timeout: Duration) -> Self {
+        SenderConfig {
+            timeout,
+            mtls: None,
+            allow_http: false,
+            max_idle_per_host: 64,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SenderError {
+    #[error("cannot read {what} file {path}: {source}")]
+    ReadFile {
+        what: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid {what}: {reason}")]
+    Tls { what: &'static str, reason: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Build(String),
+}
+
+/// One request: the exact bytes the core produced.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub url: &'a str,
+    /// Header names and values (values may be secret: they never reach logs).
+    pub headers: &'a [(String, String)],
+    pub body: &'a Bytes,
+}
+
+/// The result of one attempt.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub outcome: AttemptOutcome,
+    pub started: SystemTime,
+    pub duration: Duration,
+}
+
+/// Sends callbacks for one target.
+#[derive(Debug, Clone)]
+pub struct HttpSender {
+    client: reqwest::Client,
+    config: SenderConfig,
+}
+
+/// The most response body read (and discarded) to keep the connection reusable.
+const MAX_RESPONSE_BODY: usize = 64 * 1024;
+
+fn read(what: &'static str, path: &PathBuf) -> Result<Vec<u8>, SenderError> {
+    std::fs::read(path).map_err(|source| SenderError::ReadFile {
+        what,
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+impl HttpSender {
+    pub fn new(config: SenderConfig) -> Result<Self, SenderError> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(!config.allow_http)
+            .pool_max_idle_per_host(config.max_idle_per_host)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .user_agent(concat!("nhs-notify-callbacks/", env!("CARGO_PKG_VERSION")));
+        if let Some(m) = &config.mtls {
+            let mut pem = read("mTLS certificate", &m.cert_pem)?;
+            pem.push(b'\n');
+            pem.extend_from_slice(&read("mTLS key", &m.key_pem)?);
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| SenderError::Tls {
+                what: "mTLS identity",
+                reason: e.to_string(),
+            })?;
+            builder = builder.identity(identity);
+            if let Some(ca) = &m.ca_pem {
+                let certs =
+                    reqwest::Certificate::from_pem_bundle(&read("CA", ca)?).map_err(|e| {
+                        SenderError::Tls {
+                            what: "CA bundle",
+                            reason: e.to_string(),
+                        }
+                    })?;
+                builder = builder.tls_certs_only(certs);
+            }
+        }
+        let client = builder
+            .build()
+            .map_err(|e| SenderError::Build(e.without_url().to_string()))?;
+        Ok(HttpSender { client, config })
+    }
+
+    pub fn config(&self) -> &SenderConfig {
+        &self.config
+    }
+
+    /// Makes one attempt. Never fails: every problem is an [`AttemptOutcome`].
+    pub async fn send(&self, req: Request<'_>) -> Attempt {
+        let started = SystemTime::now();
+        let t0 = Instant::now();
+        let outcome = self.attempt(req).await;
+        Attempt {
+            outcome,
+            started,
+            duration: t0.elapsed(),
+        }
+    }
+
+    async fn attempt(&self, req: Request<'_>) -> AttemptOutcome {
+        let mut builder = self.client.post(req.url);
+        for (name, value) in req.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let request = match builder.body(req.body.clone()).build() {
+            Ok(r) => r,
+            Err(e) => return AttemptOutcome::Invalid(chain(&e)),
+        };
+        let mut response = match self.client.execute(request).await {
+            Ok(r) => r,
+            Err(e) => return transport(&e),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        // Drain a small body so the connection can be reused; a large one is dropped.
+        let mut read = 0usize;
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    read += chunk.len();
+                    if read > MAX_RESPONSE_BODY {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                // The status has arrived; a broken body after it does not change the answer,
+                // except that a timeout while reading means we never saw the whole answer.
+                Err(e) if e.is_timeout() => return AttemptOutcome::Timeout,
+                Err(_) => break,
+            }
+        }
+        AttemptOutcome::Status {
+            status,
+            retry_after,
+        }
+    }
+}
+
+/// Renders a reqwest error with its causes, without the URL.
+fn chain(e: &reqwest::Error) -> String {
+    let mut s = String::new();
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    s.push_str(if e.is_connect() {
+        "connect"
+    } else if e.is_builder() {
+        "builder"
+    } else if e.is_redirect() {
+        "redirect"
+    } else if e.is_body() {
+        "body"
+    } else {
+        "request"
+    });
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn transport(e: &reqwest::Error) -> AttemptOutcome {
+    if e.is_timeout() {
+        AttemptOutcome::Timeout
+    } else if e.is_builder() {
+        AttemptOutcome::Invalid(chain(e))
+    } else {
+        AttemptOutcome::Connection(chain(e))
+    }
+}

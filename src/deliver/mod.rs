@@ -1,0 +1,57 @@
+//! The delivery engine, independent of where callbacks are queued: retry classification and
+//! backoff ([`policy`]), the per-target token bucket ([`rate`]), the circuit breaker
+//! ([`circuit`]) and the HTTP sender ([`http`]). The embedded server (`local`) and the AWS
+//! delivery Lambda both build on it.
+
+pub mod circuit;
+pub mod http;
+pub mod policy;
+pub mod rate;
+
+use std::time::Duration;
+
+use crate::config::DeliverySettings;
+
+pub use circuit::{Admission, CircuitBreaker, CircuitState};
+pub use http::{Attempt, HttpSender, MtlsFiles, Request, SenderConfig, SenderError};
+pub use policy::{
+    AttemptOutcome, Backoff, Class, DeadLetterReason, Decision, RetryAfter, RetryPolicy,
+};
+pub use rate::TokenBucket;
+
+/// The retry policy of a target's delivery settings.
+pub fn retry_policy(settings: &DeliverySettings) -> RetryPolicy {
+    RetryPolicy {
+        backoff: Backoff {
+            initial: settings.initial_backoff,
+            max: settings.max_backoff.max(settings.initial_backoff),
+        },
+        budget: settings.max_retry_duration,
+    }
+}
+
+/// The circuit breaker of a target, if it has one enabled.
+pub fn circuit_breaker(settings: &DeliverySettings) -> Option<CircuitBreaker> {
+    settings
+        .circuit_breaker
+        .as_ref()
+        .map(|c| CircuitBreaker::new(c.failure_threshold, c.cooldown))
+}
+
+/// The token bucket of a target: `invocationRateLimit` per second, one token of burst.
+pub fn rate_limiter(settings: &DeliverySettings, now: std::time::Instant) -> TokenBucket {
+    TokenBucket::new(f64::from(settings.rate_limit_per_second.max(1)), 1.0, now)
+}
+
+/// The HTTP client configuration of a target.
+pub fn sender_config(settings: &DeliverySettings, allow_http: bool) -> SenderConfig {
+    SenderConfig {
+        timeout: settings.timeout,
+        mtls: settings.mtls.clone(),
+        allow_http,
+        max_idle_per_host: 64,
+    }
+}
+
+/// The default request timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(DeliverySettings::DEFAULT_TIMEOUT_MS);
