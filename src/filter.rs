@@ -64,3 +64,83 @@ pub fn route<'c>(client: &'c ClientSettings, event: &InboundEvent) -> Vec<Route<
     }
     routes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_client;
+    use serde_json::json;
+
+    fn client() -> ClientSettings {
+        let doc = json!({
+            "clientId": "c", "applicationId": "a",
+            "subscriptions": [
+                {"subscriptionId": "m", "subscriptionType": "MessageStatus", "messageStatuses": ["delivered"], "targetIds": ["t1", "t2"]},
+                {"subscriptionId": "ch", "subscriptionType": "ChannelStatus", "channelType": "sms", "channelStatuses": ["FAILED"], "supplierStatuses": ["permanent_failure"], "targetIds": ["t2"]},
+                {"subscriptionId": "m2", "subscriptionType": "MessageStatus", "messageStatuses": ["DELIVERED"], "targetIds": ["t2"]}
+            ],
+            "targets": [
+                {"targetId": "t1", "type": "API", "invocationEndpoint": "https://x/1", "invocationMethod": "POST", "invocationRateLimit": 1, "apiKey": {"headerName": "x-api-key", "headerValue": "k"}},
+                {"targetId": "t2", "type": "API", "invocationEndpoint": "https://x/2", "invocationMethod": "POST", "invocationRateLimit": 1, "apiKey": {"headerName": "x-api-key", "headerValue": "k"}}
+            ]
+        });
+        parse_client("c.json", doc.to_string().as_bytes(), &Default::default()).expect("valid")
+    }
+
+    fn event(data: serde_json::Value, ty: &str) -> InboundEvent {
+        crate::event::from_value(json!({
+            "specversion": "1.0", "id": "e", "source": "/s", "type": ty, "time": "2025-01-01T00:00:00Z", "data": data
+        }))
+        .expect("valid event")
+    }
+
+    fn message(status: &str, previous: Option<&str>) -> InboundEvent {
+        let mut d = json!({"clientId": "c", "messageId": "2WL3qFTEFM0qMY8xjRbt1LIKCzM", "messageReference": "r",
+            "messageStatus": status, "channels": [], "timestamp": "2025-01-01T00:00:00Z",
+            "routingPlan": {"id": "", "name": "", "version": "", "createdDate": ""}});
+        if let Some(p) = previous {
+            d["previousMessageStatus"] = json!(p);
+        }
+        event(d, "uk.nhs.notify.message.status.PUBLISHED.v1")
+    }
+
+    fn channel(ch: &str, status: &str, prev: &str, supplier: &str, prev_supplier: &str) -> InboundEvent {
+        event(
+            json!({"clientId": "c", "messageId": "2WL3qFTEFM0qMY8xjRbt1LIKCzM", "messageReference": "r",
+                "channel": ch, "channelStatus": status, "previousChannelStatus": prev,
+                "supplierStatus": supplier, "previousSupplierStatus": prev_supplier,
+                "cascadeType": "primary", "cascadeOrder": 1, "timestamp": "2025-01-01T00:00:00Z", "retryCount": 0}),
+            "uk.nhs.notify.channel.status.PUBLISHED.v1",
+        )
+    }
+
+    #[test]
+    fn each_target_once_with_every_subscription_that_named_it() {
+        let c = client();
+        let routes = route(&c, &message("DELIVERED", Some("SENDING")));
+        assert_eq!(routes, vec![Route { target: 0, subscription_ids: vec!["m"] }, Route { target: 1, subscription_ids: vec!["m", "m2"] }]);
+    }
+
+    #[test]
+    fn message_status_must_change() {
+        let c = client();
+        assert!(route(&c, &message("DELIVERED", Some("DELIVERED"))).is_empty());
+        assert_eq!(route(&c, &message("DELIVERED", None)).len(), 2);
+        assert!(route(&c, &message("FAILED", Some("SENDING"))).is_empty());
+    }
+
+    #[test]
+    fn channel_matches_on_type_and_a_changed_subscribed_status_case_insensitively() {
+        let c = client();
+        // supplier status changed and subscribed (config lower, event upper)
+        assert_eq!(route(&c, &channel("SMS", "SENDING", "SENDING", "PERMANENT_FAILURE", "received")).len(), 1);
+        // channel status changed and subscribed (config upper, event upper)
+        assert_eq!(route(&c, &channel("SMS", "FAILED", "SENDING", "unknown", "unknown")).len(), 1);
+        // neither changed
+        assert!(route(&c, &channel("SMS", "FAILED", "FAILED", "permanent_failure", "PERMANENT_FAILURE")).is_empty());
+        // wrong channel type
+        assert!(route(&c, &channel("EMAIL", "FAILED", "SENDING", "permanent_failure", "received")).is_empty());
+        // changed but not subscribed
+        assert!(route(&c, &channel("SMS", "DELIVERED", "SENDING", "delivered", "received")).is_empty());
+    }
+}

@@ -37,3 +37,27 @@ pub fn idempotency_key(source: &str, id: &str) -> String {
     h.update(id.as_bytes());
     hex::encode(h.finalize())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Expected values computed independently with `openssl dgst -sha256 -hmac` and `sha256sum`.
+    #[test]
+    fn signature_is_hmac_sha256_of_the_body_keyed_with_application_id_dot_api_key() {
+        let sig = signature(br#"{"data":[]}"#, "app-1", "key-1");
+        assert_eq!(sig, "a7179f819cf79446cba76c0bb9205c3ed5c144facae78e6f876e5a6062dd995e");
+        assert!(verify(br#"{"data":[]}"#, "app-1", "key-1", &sig));
+        assert!(!verify(br#"{"data":[ ]}"#, "app-1", "key-1", &sig));
+        assert!(!verify(br#"{"data":[]}"#, "app-1", "key-2", &sig));
+        assert!(!verify(br#"{"data":[]}"#, "app-1", "key-1", "zz"));
+    }
+
+    #[test]
+    fn idempotency_key_is_sha256_of_source_newline_id() {
+        assert_eq!(idempotency_key("/src", "id-1"), "161a07587f3c9327883120dc3d8fd7099252974bcbef3ad6e3e1ce325e0a2ba4");
+        assert_ne!(idempotency_key("/src", "id-2"), idempotency_key("/src", "id-1"));
+        assert_ne!(idempotency_key("/src2", "id-1"), idempotency_key("/src", "id-1"));
+        assert_eq!(idempotency_key("/src", "id-1").len(), 64);
+    }
+}

@@ -151,27 +151,42 @@ impl Schemas {
 }
 
 fn collect(validator: &Validator, instance: &Value, mask: bool) -> Vec<FieldError> {
-    let mut out: Vec<FieldError> = validator
-        .iter_errors(instance)
-        .map(|e| {
-            let mut pointer = e.instance_path().to_string();
-            // A missing property is reported at its parent; name the property itself.
-            let reason = if let jsonschema::error::ValidationErrorKind::Required { property } = e.kind() {
-                let name = property.as_str().unwrap_or_default();
-                pointer.push('/');
-                pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
-                "is required".to_string()
-            } else if mask {
-                e.masked().to_string()
-            } else {
-                e.to_string()
-            };
-            FieldError { pointer, reason }
-        })
-        .collect();
+    let mut out = Vec::new();
+    for e in validator.iter_errors(instance) {
+        flatten(&e, mask, &mut out);
+    }
     // `oneOf`/`allOf` can report one violation several times; keep each once, deepest first.
     out.sort_by(|a, b| b.pointer.len().cmp(&a.pointer.len()).then_with(|| a.pointer.cmp(&b.pointer)));
     out.dedup();
     out.truncate(MAX_ERRORS);
     out
+}
+
+/// Turns one validation error into field errors that name the field and the reason.
+/// A failed `oneOf`/`anyOf` is replaced by the errors of its closest branch (the one with the
+/// fewest violations), so that e.g. a typo in a subscription's status list is reported at that
+/// status rather than as "not valid under any of the schemas".
+fn flatten(e: &jsonschema::ValidationError<'_>, mask: bool, out: &mut Vec<FieldError>) {
+    use jsonschema::error::ValidationErrorKind as K;
+    match e.kind() {
+        K::OneOfNotValid { context } | K::AnyOf { context } if !context.is_empty() => {
+            if let Some(best) = context.iter().filter(|b| !b.is_empty()).min_by_key(|b| b.len()) {
+                for sub in best {
+                    flatten(sub, mask, out);
+                }
+                return;
+            }
+        }
+        K::Required { property } => {
+            let mut pointer = e.instance_path().to_string();
+            let name = property.as_str().unwrap_or_default();
+            pointer.push('/');
+            pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
+            out.push(FieldError { pointer, reason: "is required".into() });
+            return;
+        }
+        _ => {}
+    }
+    let reason = if mask { e.masked().to_string() } else { e.to_string() };
+    out.push(FieldError { pointer: e.instance_path().to_string(), reason });
 }
