@@ -10,6 +10,8 @@ pub mod config;
 pub mod deliver;
 pub mod event;
 pub mod filter;
+#[cfg(feature = "local")]
+pub mod local;
 pub mod pipeline;
 pub mod schema;
 pub mod secret;

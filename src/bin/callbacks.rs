@@ -9,6 +9,10 @@ use clap::{Parser, Subcommand};
 use callbacks::config;
 use callbacks::pipeline::CoreOptions;
 
+#[cfg(feature = "local")]
+#[path = "callbacks/serve.rs"]
+mod serve;
+
 #[derive(Parser)]
 #[command(name = "callbacks", version, about = "NHS Notify client callbacks")]
 struct Cli {
@@ -32,6 +36,15 @@ enum Command {
         /// Directory of client configurations.
         dir: PathBuf,
     },
+    /// Run the embedded pipeline: HTTP ingest, durable queue, delivery workers.
+    #[cfg(feature = "local")]
+    Serve(serve::ServeArgs),
+    /// Show and re-queue dead-lettered callbacks.
+    #[cfg(feature = "local")]
+    Dlq {
+        #[command(subcommand)]
+        command: serve::DlqCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,6 +53,10 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Transform { config, link_base } => transform(&config, link_base),
         Command::ValidateConfig { dir } => validate_config(&dir),
+        #[cfg(feature = "local")]
+        Command::Serve(args) => serve::serve(args),
+        #[cfg(feature = "local")]
+        Command::Dlq { command } => serve::dlq(command),
     }
 }
 

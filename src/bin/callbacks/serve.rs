@@ -1,0 +1,130 @@
+//! `callbacks serve` and `callbacks dlq`: argument parsing and exit codes around
+//! `callbacks::local`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use callbacks::local::{self, dlq, ServeOptions};
+use callbacks::pipeline::CoreOptions;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Directory of client configurations (one `*.json` per client); reloaded on change.
+    #[arg(long)]
+    config: PathBuf,
+    /// Directory for the queue database (created, mode 0700).
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Address to listen on (port 0 picks a free port; the address is printed on stdout).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Allow `http://` endpoints (local development and tests only).
+    #[arg(long)]
+    allow_http: bool,
+    /// Base URL of `links.message`.
+    #[arg(long, env = "MESSAGE_LINK_BASE_URL", default_value = callbacks::transform::DEFAULT_LINK_BASE)]
+    link_base: String,
+    /// How often the configuration directory is checked for changes, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    reload_interval_ms: u64,
+    /// At shutdown, how long requests in flight may take to finish, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    shutdown_grace_ms: u64,
+    /// How long the audit rows of accepted events are kept, in hours.
+    #[arg(long, default_value_t = 24)]
+    event_retention_hours: u64,
+}
+
+#[derive(Subcommand)]
+pub enum DlqCommand {
+    /// List dead-lettered callbacks: one line each (id, client, target, messageId, attempts,
+    /// last outcome), or JSON with the full attempt history.
+    List {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Only this client's dead letters.
+        #[arg(long)]
+        client: Option<String>,
+        /// JSON output (for scripts).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-queue dead-lettered callbacks (all, one client's, or one entry).
+    Replay {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long)]
+        client: Option<String>,
+        /// The id of one entry (from `dlq list`).
+        #[arg(long)]
+        id: Option<i64>,
+    },
+}
+
+fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let opts = ServeOptions {
+        config_dir: args.config,
+        data_dir: args.data_dir,
+        listen: args.listen,
+        allow_http: args.allow_http,
+        core: CoreOptions {
+            link_base: args.link_base,
+        },
+        reload_interval: Duration::from_millis(args.reload_interval_ms.max(50)),
+        shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
+        event_retention: Duration::from_secs(args.event_retention_hours.saturating_mul(3600)),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(local::serve(opts, |addr| {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{addr}");
+        let _ = out.flush();
+    }))?;
+    Ok(())
+}
+
+pub fn serve(args: ServeArgs) -> ExitCode {
+    match run_serve(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub fn dlq(command: DlqCommand) -> ExitCode {
+    let result = match command {
+        DlqCommand::List {
+            data_dir,
+            client,
+            json,
+        } => {
+            let mut out = std::io::stdout().lock();
+            dlq::list(&data_dir, client.as_deref(), json, &mut out).map(|_| ())
+        }
+        DlqCommand::Replay {
+            data_dir,
+            client,
+            id,
+        } => dlq::replay(&data_dir, client.as_deref(), id).map(|n| {
+            println!("re-queued {n} callback(s)");
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
