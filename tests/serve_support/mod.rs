@@ -246,11 +246,11 @@ pub fn message_event(client_id: &str, id: &str, status: &str) -> Value {
         "source": SOURCE,
         "type": "uk.nhs.notify.message.status.PUBLISHED.v1",
         "time": "2025-11-03T14:35:05.685Z",
-        "subject": format!("client/{client_id}/message/msg-{id}"),
+        "subject": format!("client/{client_id}/message/{}", message_id_of(id)),
         "datacontenttype": "application/json",
         "data": {
             "clientId": client_id,
-            "messageId": format!("msg-{id}"),
+            "messageId": message_id_of(id),
             "messageReference": format!("ref-{id}"),
             "messageStatus": status,
             "channels": [{"type": "NHSAPP", "channelStatus": "DELIVERED"}],
@@ -258,6 +258,12 @@ pub fn message_event(client_id: &str, id: &str, status: &str) -> Value {
             "routingPlan": {"id": "rp-1", "name": "plan", "version": "v1", "createdDate": "2025-09-17T14:27:51.413Z"}
         }
     })
+}
+
+/// The message id of [`message_event`]'s event `id` (27 alphanumerics, as the schema wants).
+pub fn message_id_of(id: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(id.as_bytes()))[..27].to_string()
 }
 
 pub fn key_of(id: &str) -> String {
