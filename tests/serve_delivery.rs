@@ -80,7 +80,8 @@ async fn delivers_signed_callbacks_exactly_as_the_core_makes_them() {
 
     // What the core makes for the same events and the same configuration.
     let configs = callbacks::config::load_dir(&config).unwrap();
-    let mut expected: HashMap<(String, String), (Vec<u8>, Vec<(String, String)>)> = HashMap::new();
+    type Expected = (Vec<u8>, Vec<(String, String)>);
+    let mut expected: HashMap<(String, String), Expected> = HashMap::new();
     let path_of = |client: &str, target: &str| format!("{}{}", &client[7..8], &target[1..]);
     for ev in std::iter::once(&single).chain(batch.iter()) {
         let Ok(Outcome::Callbacks { callbacks, .. }) = pipeline::process(
