@@ -5,6 +5,8 @@
 //! The core (`schema`, `event`, `config`, `filter`, `transform`, `sign`, `pipeline`) knows no
 //! AWS and no HTTP server; adapters (`local`, `aws`, the binaries) call it.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod config;
 #[cfg(feature = "deliver")]
 pub mod deliver;

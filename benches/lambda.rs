@@ -1,0 +1,2 @@
+//! The transform-filter Lambda handler (placeholder; filled in below).
+fn main() {}
