@@ -490,10 +490,15 @@ async fn lookup_clients<C: ConfigSource>(
     let mut tasks = tokio::task::JoinSet::new();
     for id in wanted {
         let source = Arc::clone(configs);
-        tasks.spawn(async move {
+        let task = async move {
             let found = source.client(&id).await;
             (id, found)
-        });
+        };
+        // Keep the invocation span (requestId) on the lookup's log lines.
+        tasks.spawn(tracing::Instrument::instrument(
+            task,
+            tracing::Span::current(),
+        ));
     }
     let mut fault = None;
     while let Some(joined) = tasks.join_next().await {

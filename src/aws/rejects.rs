@@ -142,7 +142,11 @@ impl SqsRejects {
                     .iter()
                     .map(|&j| (indices[j], picked[j].clone()))
                     .collect();
-                tasks.spawn(async move { this.send_batch(&items).await });
+                let task = async move { this.send_batch(&items).await };
+                tasks.spawn(tracing::Instrument::instrument(
+                    task,
+                    tracing::Span::current(),
+                ));
             }
             while let Some(joined) = tasks.join_next().await {
                 let result = joined.map_err(|e| RejectFault(format!("send task failed: {e}")))?;
