@@ -28,14 +28,22 @@ async fn receive(State(arrivals): State<Arrivals>, body: Bytes) -> &'static str 
     if let Some(i) = text.find("\"idempotencyKey\":\"") {
         let start = i + 18;
         if let Some(key) = text.get(start..start + 64) {
-            arrivals.lock().unwrap().entry(key.to_string()).or_insert(now);
+            arrivals
+                .lock()
+                .unwrap()
+                .entry(key.to_string())
+                .or_insert(now);
         }
     }
     ""
 }
 
 fn arg(args: &[String], name: &str, default: &str) -> String {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_string())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+        .unwrap_or_else(|| default.to_string())
 }
 
 fn message_id(n: usize) -> String {
@@ -75,10 +83,16 @@ async fn main() {
     let seconds: u64 = arg(&args, "--seconds", "20").parse().expect("--seconds");
     let clients: usize = arg(&args, "--clients", "32").parse().expect("--clients");
     let batch: usize = arg(&args, "--batch", "50").parse().expect("--batch");
-    let server_bin = arg(&args, "--server", concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/callbacks"));
+    let server_bin = arg(
+        &args,
+        "--server",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/target/release/callbacks"),
+    );
 
     let arrivals: Arrivals = Arc::default();
-    let app = Router::new().route("/cb", post(receive)).with_state(arrivals.clone());
+    let app = Router::new()
+        .route("/cb", post(receive))
+        .with_state(arrivals.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let recv_addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -94,10 +108,20 @@ async fn main() {
             "targets": [{"targetId": "t", "type": "API", "invocationEndpoint": format!("http://{recv_addr}/cb"),
                 "invocationMethod": "POST", "invocationRateLimit": 300,
                 "apiKey": {"headerName": "x-api-key", "headerValue": format!("key-{c}")}}]});
-        std::fs::write(config.join(format!("{id}.json")), serde_json::to_vec(&doc).unwrap()).unwrap();
+        std::fs::write(
+            config.join(format!("{id}.json")),
+            serde_json::to_vec(&doc).unwrap(),
+        )
+        .unwrap();
     }
     let mut child = Command::new(&server_bin)
-        .args(["serve", "--allow-http", "--listen", "127.0.0.1:0", "--config"])
+        .args([
+            "serve",
+            "--allow-http",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
         .arg(&config)
         .arg("--data-dir")
         .arg(root.path().join("data"))
@@ -107,11 +131,20 @@ async fn main() {
         .spawn()
         .expect("start the server (cargo build --release first)");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let base = line.trim().strip_prefix("listening on ").expect("server address").to_string();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("server address")
+        .to_string();
     let pid = child.id();
 
-    let http = reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
     let accepted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let total = rate * seconds as usize;
     let interval = Duration::from_secs_f64(batch as f64 / rate as f64);
@@ -120,9 +153,12 @@ async fn main() {
     let mut failures = 0usize;
     for (k, first) in (0..total).step_by(batch).enumerate() {
         tokio::time::sleep_until((start + interval * k as u32).into()).await;
-        let body: Vec<_> = (first..(first + batch).min(total)).map(|n| event(&format!("bench-{}", n % clients), n)).collect();
-        let keys: Vec<String> =
-            (first..(first + batch).min(total)).map(|n| callbacks::sign::idempotency_key("/bench", &format!("bench-{n}"))).collect();
+        let body: Vec<_> = (first..(first + batch).min(total))
+            .map(|n| event(&format!("bench-{}", n % clients), n))
+            .collect();
+        let keys: Vec<String> = (first..(first + batch).min(total))
+            .map(|n| callbacks::sign::idempotency_key("/bench", &format!("bench-{n}")))
+            .collect();
         let (http, url, accepted) = (http.clone(), format!("{base}/events"), accepted.clone());
         tasks.push(tokio::spawn(async move {
             let r = http
@@ -154,7 +190,9 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let rss = vm_hwm_kb(pid);
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let _ = child.wait();
 
     let arrivals = arrivals.lock().unwrap();
@@ -168,8 +206,17 @@ async fn main() {
     lat.sort();
     let span = last.duration_since(first).as_secs_f64().max(1e-9);
     println!("offered: {rate} events/s for {seconds} s in batches of {batch} over {clients} clients (1 target each, 300/s limit)");
-    println!("posted {total} events in {:.2} s; failed POSTs: {failures}", posted_in.as_secs_f64());
-    println!("delivered: {} of {} callbacks; first→last arrival {:.2} s = {:.0} callbacks/s", arrivals.len(), total, span, arrivals.len() as f64 / span);
+    println!(
+        "posted {total} events in {:.2} s; failed POSTs: {failures}",
+        posted_in.as_secs_f64()
+    );
+    println!(
+        "delivered: {} of {} callbacks; first→last arrival {:.2} s = {:.0} callbacks/s",
+        arrivals.len(),
+        total,
+        span,
+        arrivals.len() as f64 / span
+    );
     println!(
         "latency 202→arrival: p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         pct(&lat, 0.50).as_secs_f64() * 1e3,
@@ -177,5 +224,8 @@ async fn main() {
         pct(&lat, 0.99).as_secs_f64() * 1e3,
         lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
-    println!("server peak RSS (VmHWM): {} MiB", rss.map_or("?".into(), |kb| format!("{:.1}", kb as f64 / 1024.0)));
+    println!(
+        "server peak RSS (VmHWM): {} MiB",
+        rss.map_or("?".into(), |kb| format!("{:.1}", kb as f64 / 1024.0))
+    );
 }

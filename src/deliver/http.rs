@@ -217,3 +217,85 @@ fn transport(e: &reqwest::Error) -> AttemptOutcome {
         AttemptOutcome::Connection(chain(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mtls(dir: &std::path::Path, cert: &[u8], key: &[u8]) -> SenderConfig {
+        std::fs::write(dir.join("c.pem"), cert).unwrap();
+        std::fs::write(dir.join("k.pem"), key).unwrap();
+        SenderConfig {
+            mtls: Some(MtlsFiles {
+                cert_pem: dir.join("c.pem"),
+                key_pem: dir.join("k.pem"),
+                ca_pem: None,
+            }),
+            ..SenderConfig::new(Duration::from_secs(1))
+        }
+    }
+
+    #[test]
+    fn unreadable_or_invalid_mtls_files_are_reported_without_contents() {
+        let dir = std::env::temp_dir().join(format!("mtls-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = SenderConfig {
+            mtls: Some(MtlsFiles {
+                cert_pem: dir.join("nope.pem"),
+                key_pem: dir.join("nope.key"),
+                ca_pem: None,
+            }),
+            ..SenderConfig::new(Duration::from_secs(1))
+        };
+        assert!(matches!(
+            HttpSender::new(missing),
+            Err(SenderError::ReadFile {
+                what: "mTLS certificate",
+                ..
+            })
+        ));
+        let garbage = mtls(&dir, b"not a certificate", b"top-secret-key-material");
+        let err = HttpSender::new(garbage).unwrap_err();
+        assert!(matches!(err, SenderError::Tls { .. }), "{err}");
+        assert!(!err.to_string().contains("top-secret-key-material"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn http_is_refused_unless_allowed_and_refused_connections_are_retryable() {
+        let body = Bytes::from_static(b"{}");
+        let headers = vec![("x-api-key".to_string(), "secret-value".to_string())];
+        let strict = HttpSender::new(SenderConfig::new(Duration::from_secs(1))).unwrap();
+        let a = strict
+            .send(Request {
+                url: "http://127.0.0.1:9/x",
+                headers: &headers,
+                body: &body,
+            })
+            .await;
+        assert!(
+            matches!(a.outcome, AttemptOutcome::Invalid(_)),
+            "{:?}",
+            a.outcome
+        );
+        let lax = HttpSender::new(SenderConfig {
+            allow_http: true,
+            ..SenderConfig::new(Duration::from_secs(1))
+        })
+        .unwrap();
+        let a = lax
+            .send(Request {
+                url: "http://127.0.0.1:9/x",
+                headers: &headers,
+                body: &body,
+            })
+            .await;
+        assert!(
+            matches!(a.outcome, AttemptOutcome::Connection(_)),
+            "{:?}",
+            a.outcome
+        );
+        assert!(!a.outcome.describe().contains("secret-value"));
+        assert!(!a.outcome.describe().contains("127.0.0.1:9/x"));
+    }
+}
