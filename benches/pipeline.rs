@@ -2,6 +2,9 @@
 //! mix (10 clients, 1–3 subscriptions each), against a floor of plain serde_json parse +
 //! serialize of the same events. Run: `cargo bench --bench pipeline`.
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use serde_json::{json, Value};
 

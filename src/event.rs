@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::schema::types::{ChannelStatusData, CloudEvent, MessageStatusData};
+use crate::schema::types::{ChannelStatusData, MessageStatusData};
 use crate::schema::{EventKind, FieldError, Schemas};
 
 /// The largest event accepted, in bytes (the EventBridge event size limit).
@@ -12,9 +12,20 @@ pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 /// A validated status event.
 #[derive(Debug, Clone)]
 pub struct InboundEvent {
-    /// The CloudEvents envelope (its `data` is emptied; the typed data is in `data`).
-    pub envelope: CloudEvent,
+    /// The CloudEvents attributes the pipeline uses.
+    pub meta: EventMeta,
     pub data: EventData,
+}
+
+/// The CloudEvents attributes the pipeline uses (the whole envelope is validated against
+/// `cloudevent.schema.json`; its generated type is `schema::types::CloudEvent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventMeta {
+    pub id: String,
+    pub source: String,
+    pub event_type: String,
+    pub time: String,
+    pub traceparent: Option<String>,
 }
 
 /// The typed data of a status event.
@@ -26,10 +37,10 @@ pub enum EventData {
 
 impl InboundEvent {
     pub fn id(&self) -> &str {
-        &self.envelope.id
+        &self.meta.id
     }
     pub fn source(&self) -> &str {
-        &self.envelope.source
+        &self.meta.source
     }
     pub fn client_id(&self) -> &str {
         match &self.data {
@@ -44,7 +55,7 @@ impl InboundEvent {
         }
     }
     pub fn traceparent(&self) -> Option<&str> {
-        self.envelope.traceparent.as_ref().map(|t| t.as_str())
+        self.meta.traceparent.as_deref()
     }
     pub fn kind(&self) -> EventKind {
         match &self.data {
@@ -115,16 +126,27 @@ pub fn from_value(mut value: Value) -> Result<InboundEvent, Rejected> {
         return Err(reject(EventError::NotAnObject));
     }
     let kind = Schemas::get().validate_event(&value).map_err(|e| reject(EventError::Invalid(e)))?;
-    let data = value
-        .as_object_mut()
-        .and_then(|o| o.insert("data".into(), Value::Object(Default::default())))
-        .unwrap_or(Value::Null);
     // After validation these cannot fail unless the generated types and the validator disagree;
     // report that as a validation error rather than panicking.
-    let shape = |pointer: &str, e: serde_json::Error| {
-        reject(EventError::Invalid(vec![FieldError { pointer: pointer.into(), reason: e.to_string() }]))
+    let shape = |pointer: &str, e: String| {
+        reject(EventError::Invalid(vec![FieldError { pointer: pointer.into(), reason: e }]))
     };
-    let envelope: CloudEvent = serde_json::from_value(value).map_err(|e| shape("", e))?;
+    let Some(obj) = value.as_object_mut() else {
+        return Err(reject(EventError::NotAnObject));
+    };
+    let mut take = |name: &str| match obj.remove(name) {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    };
+    let meta = EventMeta {
+        id: take("id").ok_or_else(|| shape("/id", "is required".into()))?,
+        source: take("source").ok_or_else(|| shape("/source", "is required".into()))?,
+        event_type: take("type").ok_or_else(|| shape("/type", "is required".into()))?,
+        time: take("time").ok_or_else(|| shape("/time", "is required".into()))?,
+        traceparent: take("traceparent"),
+    };
+    let data = obj.remove("data").unwrap_or(Value::Null);
+    let shape = |pointer: &str, e: serde_json::Error| shape(pointer, e.to_string());
     let data = match kind {
         EventKind::MessageStatus => {
             EventData::MessageStatus(serde_json::from_value(data).map_err(|e| shape("/data", e))?)
@@ -133,5 +155,5 @@ pub fn from_value(mut value: Value) -> Result<InboundEvent, Rejected> {
             EventData::ChannelStatus(serde_json::from_value(data).map_err(|e| shape("/data", e))?)
         }
     };
-    Ok(InboundEvent { envelope, data })
+    Ok(InboundEvent { meta, data })
 }

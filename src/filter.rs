@@ -11,48 +11,79 @@ pub struct Route<'c> {
     pub subscription_ids: Vec<&'c str>,
 }
 
-fn changed<T: std::fmt::Display>(current: &T, previous: Option<&T>) -> bool {
-    previous.is_none_or(|p| !eq_ignore_case(p, current))
+/// The event's values that subscriptions look at, as wire strings (computed once per event).
+struct Facts {
+    kind_message: bool,
+    /// message status, or channel status
+    status: String,
+    status_changed: bool,
+    channel: String,
+    supplier: String,
+    supplier_changed: bool,
 }
 
-fn eq_ignore_case(a: &impl std::fmt::Display, b: &impl std::fmt::Display) -> bool {
-    a.to_string().eq_ignore_ascii_case(&b.to_string())
+fn changed<T: std::fmt::Display>(current: &str, previous: Option<&T>) -> bool {
+    previous.is_none_or(|p| !crate::schema::WireBuf::default().wire(p).eq_ignore_ascii_case(current))
+}
+
+fn facts(event: &InboundEvent) -> Facts {
+    match &event.data {
+        EventData::MessageStatus(d) => {
+            let status = d.message_status.to_string();
+            Facts {
+                kind_message: true,
+                status_changed: changed(&status, d.previous_message_status.as_ref()),
+                status,
+                channel: String::new(),
+                supplier: String::new(),
+                supplier_changed: false,
+            }
+        }
+        EventData::ChannelStatus(d) => {
+            let status = d.channel_status.to_string();
+            let supplier = d.supplier_status.to_string();
+            Facts {
+                kind_message: false,
+                status_changed: changed(&status, d.previous_channel_status.as_ref()),
+                supplier_changed: changed(&supplier, d.previous_supplier_status.as_ref()),
+                status,
+                channel: d.channel.to_string(),
+                supplier,
+            }
+        }
+    }
 }
 
 fn listed(values: &[String], value: &str) -> bool {
     values.iter().any(|v| v.eq_ignore_ascii_case(value))
 }
 
+fn matches_facts(sub: &CompiledSubscription, f: &Facts) -> bool {
+    match sub {
+        CompiledSubscription::MessageStatus { statuses, .. } => {
+            f.kind_message && f.status_changed && listed(statuses, &f.status)
+        }
+        CompiledSubscription::ChannelStatus { channel_type, channel_statuses, supplier_statuses, .. } => {
+            !f.kind_message
+                && f.channel.eq_ignore_ascii_case(channel_type)
+                && ((f.supplier_changed && listed(supplier_statuses, &f.supplier))
+                    || (f.status_changed && listed(channel_statuses, &f.status)))
+        }
+    }
+}
+
 /// Whether one subscription matches the event (case-insensitive on every value).
 pub fn matches(sub: &CompiledSubscription, event: &InboundEvent) -> bool {
-    match (sub, &event.data) {
-        (CompiledSubscription::MessageStatus { statuses, .. }, EventData::MessageStatus(d)) => {
-            changed(&d.message_status, d.previous_message_status.as_ref())
-                && listed(statuses, &d.message_status.to_string())
-        }
-        (
-            CompiledSubscription::ChannelStatus { channel_type, channel_statuses, supplier_statuses, .. },
-            EventData::ChannelStatus(d),
-        ) => {
-            if !d.channel.to_string().eq_ignore_ascii_case(channel_type) {
-                return false;
-            }
-            let supplier = changed(&d.supplier_status, d.previous_supplier_status.as_ref())
-                && listed(supplier_statuses, &d.supplier_status.to_string());
-            let channel = changed(&d.channel_status, d.previous_channel_status.as_ref())
-                && listed(channel_statuses, &d.channel_status.to_string());
-            supplier || channel
-        }
-        _ => false,
-    }
+    matches_facts(sub, &facts(event))
 }
 
 /// The distinct targets that get a callback, in the order the client's subscriptions first name
 /// them; each target once, with every matching subscription that named it.
 pub fn route<'c>(client: &'c ClientSettings, event: &InboundEvent) -> Vec<Route<'c>> {
+    let f = facts(event);
     let mut routes: Vec<Route<'c>> = Vec::new();
     for sub in &client.subscriptions {
-        if !matches(sub, event) {
+        if !matches_facts(sub, &f) {
             continue;
         }
         for &t in sub.targets() {

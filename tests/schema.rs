@@ -260,3 +260,31 @@ fn config_errors_mask_secret_values() {
     assert!(text.contains("/targets/0/apiKey"), "{text}");
     assert!(!text.contains("super-secret-value") && !text.contains("12345"), "{text}");
 }
+
+fn patterns(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::String(p)) = o.get("pattern") {
+                out.push(p.clone());
+            }
+            o.values().for_each(|c| patterns(c, out));
+        }
+        Value::Array(a) => a.iter().for_each(|c| patterns(c, out)),
+        _ => {}
+    }
+}
+
+/// The generated newtypes check `pattern`s with the `regex` crate (see build.rs): every pattern
+/// in the schemas must compile there, or a generated type would panic at first use.
+#[test]
+fn every_schema_pattern_compiles_with_the_regex_crate() {
+    let mut all = Vec::new();
+    for (name, text) in callbacks::schema::files::SCHEMA_FILES {
+        let v: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        patterns(&v, &mut all);
+    }
+    assert!(all.len() >= 5);
+    for p in all {
+        regex::Regex::new(&p).unwrap_or_else(|e| panic!("pattern {p:?}: {e}"));
+    }
+}

@@ -57,8 +57,62 @@ pub fn registry() -> Vec<RegistryEntry> {
 /// lower-case enum. Both enums come from the same schema lists, so this cannot fail for a value
 /// that passed validation; a mismatch (a schema edited on one side only) is reported, not panicked.
 pub fn to_lower<U: std::fmt::Display, L: std::str::FromStr>(value: &U) -> Result<L, String> {
-    let lower = value.to_string().to_ascii_lowercase();
-    lower
-        .parse::<L>()
-        .map_err(|_| format!("{lower:?} has no lower-case counterpart in the schemas"))
+    let mut buf = WireBuf::default();
+    let wire = buf.lower(value);
+    wire.parse::<L>().map_err(|_| format!("{wire:?} has no lower-case counterpart in the schemas"))
+}
+
+/// A small stack buffer for an enum's wire string (no allocation on the hot path).
+pub struct WireBuf {
+    buf: [u8; 32],
+    len: usize,
+    overflow: String,
+}
+
+impl Default for WireBuf {
+    fn default() -> Self {
+        WireBuf { buf: [0; 32], len: 0, overflow: String::new() }
+    }
+}
+
+impl std::fmt::Write for WireBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.overflow.is_empty() && self.len + s.len() <= self.buf.len() {
+            self.buf[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
+            self.len += s.len();
+        } else {
+            if self.overflow.is_empty() {
+                self.overflow.push_str(std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default());
+            }
+            self.overflow.push_str(s);
+        }
+        Ok(())
+    }
+}
+
+impl WireBuf {
+    /// The value's wire string (its `Display`).
+    pub fn wire(&mut self, value: &impl std::fmt::Display) -> &str {
+        use std::fmt::Write;
+        self.len = 0;
+        self.overflow.clear();
+        let _ = write!(self, "{value}");
+        if self.overflow.is_empty() {
+            std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+        } else {
+            &self.overflow
+        }
+    }
+
+    /// The value's wire string, ASCII lower-cased.
+    pub fn lower(&mut self, value: &impl std::fmt::Display) -> &str {
+        self.wire(value);
+        if self.overflow.is_empty() {
+            self.buf[..self.len].make_ascii_lowercase();
+            std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+        } else {
+            self.overflow.make_ascii_lowercase();
+            &self.overflow
+        }
+    }
 }
