@@ -20,7 +20,8 @@ struct SchemaFile {
 }
 
 fn main() {
-    let dir = Path::new(&env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR")).join("schemas");
+    let dir =
+        Path::new(&env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR")).join("schemas");
     println!("cargo:rerun-if-changed={}", dir.display());
 
     let mut paths: Vec<PathBuf> = fs::read_dir(&dir)
@@ -35,21 +36,31 @@ fn main() {
         .map(|p| {
             println!("cargo:rerun-if-changed={}", p.display());
             let text = fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let doc: Value =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             let title = doc
                 .get("title")
                 .and_then(Value::as_str)
-                .unwrap_or_else(|| panic!("{}: a root `title` names the generated type", p.display()))
+                .unwrap_or_else(|| {
+                    panic!("{}: a root `title` names the generated type", p.display())
+                })
                 .to_string();
             SchemaFile {
-                file_name: p.file_name().expect("file name").to_string_lossy().into_owned(),
+                file_name: p
+                    .file_name()
+                    .expect("file name")
+                    .to_string_lossy()
+                    .into_owned(),
                 title,
                 doc,
             }
         })
         .collect();
 
-    let titles: BTreeMap<&str, &str> = files.iter().map(|f| (f.file_name.as_str(), f.title.as_str())).collect();
+    let titles: BTreeMap<&str, &str> = files
+        .iter()
+        .map(|f| (f.file_name.as_str(), f.title.as_str()))
+        .collect();
 
     // Bundle into one definitions map.
     let mut definitions: Map<String, Value> = Map::new();
@@ -57,7 +68,10 @@ fn main() {
     let mut add = |name: String, schema: Value, from: &str| {
         if let Some(prev) = definitions.get(&name) {
             if prev != &schema {
-                panic!("type name `{name}` is defined differently in {from} and {}", origin[&name]);
+                panic!(
+                    "type name `{name}` is defined differently in {from} and {}",
+                    origin[&name]
+                );
             }
             return;
         }
@@ -75,9 +89,17 @@ fn main() {
         }
         rewrite(&mut root, &f.file_name, &titles);
         // A file that only holds `$defs` (defs.schema.json) has no root type of its own.
-        let has_root_type = ["type", "oneOf", "anyOf", "allOf", "properties", "$ref", "enum"]
-            .iter()
-            .any(|k| root.get(k).is_some());
+        let has_root_type = [
+            "type",
+            "oneOf",
+            "anyOf",
+            "allOf",
+            "properties",
+            "$ref",
+            "enum",
+        ]
+        .iter()
+        .any(|k| root.get(k).is_some());
         if has_root_type {
             add(f.title.clone(), root, &f.file_name);
         }
@@ -130,7 +152,10 @@ fn main() {
         "/// `schemas/registry.json`: event type to data schema.\npub static REGISTRY_JSON: &str = include_str!({:?});\n",
         dir.join("registry.json").display().to_string()
     ));
-    println!("cargo:rerun-if-changed={}", dir.join("registry.json").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        dir.join("registry.json").display()
+    );
     fs::write(out.join("schema_files.rs"), embed).expect("write schema_files.rs");
 }
 
@@ -186,11 +211,19 @@ fn property_orders(v: &Value, out: &mut Vec<Vec<String>>) {
 /// typify emits struct fields sorted by name; serde serialises fields in declaration order.
 /// Put each struct's fields back in the order its schema lists the properties, so that the
 /// generated types serialise in schema order (the callback payload's order on the wire).
-fn reorder_fields(file: &mut syn::File, named_orders: &BTreeMap<String, Vec<String>>, orders: &[Vec<String>]) {
+fn reorder_fields(
+    file: &mut syn::File,
+    named_orders: &BTreeMap<String, Vec<String>>,
+    orders: &[Vec<String>],
+) {
     use quote::ToTokens;
     for item in &mut file.items {
-        let syn::Item::Struct(st) = item else { continue };
-        let syn::Fields::Named(named) = &mut st.fields else { continue };
+        let syn::Item::Struct(st) = item else {
+            continue;
+        };
+        let syn::Fields::Named(named) = &mut st.fields else {
+            continue;
+        };
         let wire_name = |f: &syn::Field| -> String {
             for attr in &f.attrs {
                 let text = attr.to_token_stream().to_string();
@@ -201,7 +234,10 @@ fn reorder_fields(file: &mut syn::File, named_orders: &BTreeMap<String, Vec<Stri
                 }
             }
             let ident = f.ident.as_ref().expect("named field").to_string();
-            ident.trim_end_matches('_').trim_start_matches("r#").to_string()
+            ident
+                .trim_end_matches('_')
+                .trim_start_matches("r#")
+                .to_string()
         };
         let mut names: Vec<String> = named.named.iter().map(wire_name).collect();
         names.sort();
@@ -230,7 +266,10 @@ fn reorder_fields(file: &mut syn::File, named_orders: &BTreeMap<String, Vec<Stri
         let mut fields: Vec<syn::Field> = std::mem::take(&mut named.named).into_iter().collect();
         fields.sort_by_key(|f| {
             let n = wire_name(f);
-            order.iter().position(|o| *o == n).expect("property present")
+            order
+                .iter()
+                .position(|o| *o == n)
+                .expect("property present")
         });
         named.named = fields.into_iter().collect();
     }

@@ -12,9 +12,22 @@ use callbacks::config::{parse_client, ConfigSet};
 use callbacks::pipeline::{process, CoreOptions, Outcome};
 use callbacks::schema::Schemas;
 
-const MESSAGE_STATUSES: [&str; 6] = ["CREATED", "PENDING_ENRICHMENT", "ENRICHED", "SENDING", "DELIVERED", "FAILED"];
+const MESSAGE_STATUSES: [&str; 6] = [
+    "CREATED",
+    "PENDING_ENRICHMENT",
+    "ENRICHED",
+    "SENDING",
+    "DELIVERED",
+    "FAILED",
+];
 const CHANNEL_STATUSES: [&str; 5] = ["CREATED", "SENDING", "DELIVERED", "FAILED", "SKIPPED"];
-const SUPPLIER_STATUSES: [&str; 5] = ["received", "notified", "read", "delivered", "permanent_failure"];
+const SUPPLIER_STATUSES: [&str; 5] = [
+    "received",
+    "notified",
+    "read",
+    "delivered",
+    "permanent_failure",
+];
 const CHANNELS: [&str; 4] = ["NHSAPP", "EMAIL", "SMS", "LETTER"];
 
 fn configs() -> ConfigSet {
@@ -38,7 +51,10 @@ fn configs() -> ConfigSet {
                 "invocationEndpoint": format!("https://client-{c}.example/cb/{t}"), "invocationMethod": "POST",
                 "invocationRateLimit": 50, "apiKey": {"headerName": "x-api-key", "headerValue": format!("key-{c}-{t}")}})).collect::<Vec<_>>()
         });
-        set.insert(parse_client("bench", doc.to_string().as_bytes(), &Default::default()).expect("valid config"));
+        set.insert(
+            parse_client("bench", doc.to_string().as_bytes(), &Default::default())
+                .expect("valid config"),
+        );
     }
     set
 }
@@ -85,7 +101,9 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("validate");
     g.throughput(Throughput::Elements(1));
     let typical: Value = serde_json::from_slice(&events[4]).expect("json");
-    g.bench_function("typical_event_prevalidated_value", |b| b.iter(|| schemas.validate_event(&typical).is_ok()));
+    g.bench_function("typical_event_prevalidated_value", |b| {
+        b.iter(|| schemas.validate_event(&typical).is_ok())
+    });
     g.bench_function("typical_event_from_bytes", |b| {
         b.iter(|| callbacks::event::parse_event(&events[4]).is_ok())
     });

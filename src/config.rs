@@ -82,7 +82,8 @@ impl ConfigSet {
         self.clients.get(client_id)
     }
     pub fn insert(&mut self, client: ClientSettings) {
-        self.clients.insert(client.client_id.clone(), Arc::new(client));
+        self.clients
+            .insert(client.client_id.clone(), Arc::new(client));
     }
     pub fn remove(&mut self, client_id: &str) -> Option<Arc<ClientSettings>> {
         self.clients.remove(client_id)
@@ -98,14 +99,30 @@ impl ConfigSet {
     }
 }
 
-fn problem(source_name: &str, pointer: impl Into<String>, reason: impl Into<String>) -> ConfigProblem {
-    ConfigProblem { source_name: source_name.to_string(), pointer: pointer.into(), reason: reason.into() }
+fn problem(
+    source_name: &str,
+    pointer: impl Into<String>,
+    reason: impl Into<String>,
+) -> ConfigProblem {
+    ConfigProblem {
+        source_name: source_name.to_string(),
+        pointer: pointer.into(),
+        reason: reason.into(),
+    }
 }
 
 /// Parses a clientId → applicationId map document.
-pub fn parse_application_ids(source_name: &str, bytes: &[u8]) -> Result<HashMap<String, String>, ConfigErrors> {
-    let map: BTreeMap<String, Value> = serde_json::from_slice(bytes)
-        .map_err(|e| ConfigErrors(vec![problem(source_name, "", format!("not a JSON object of strings: {e}"))]))?;
+pub fn parse_application_ids(
+    source_name: &str,
+    bytes: &[u8],
+) -> Result<HashMap<String, String>, ConfigErrors> {
+    let map: BTreeMap<String, Value> = serde_json::from_slice(bytes).map_err(|e| {
+        ConfigErrors(vec![problem(
+            source_name,
+            "",
+            format!("not a JSON object of strings: {e}"),
+        )])
+    })?;
     let mut out = HashMap::new();
     let mut errs = Vec::new();
     for (client, app) in map {
@@ -113,7 +130,11 @@ pub fn parse_application_ids(source_name: &str, bytes: &[u8]) -> Result<HashMap<
             Some(a) if !a.is_empty() => {
                 out.insert(client, a.to_string());
             }
-            _ => errs.push(problem(source_name, format!("/{client}"), "must be a non-empty string (the application id)")),
+            _ => errs.push(problem(
+                source_name,
+                format!("/{client}"),
+                "must be a non-empty string (the application id)",
+            )),
         }
     }
     if errs.is_empty() {
@@ -130,15 +151,27 @@ pub fn parse_client(
     bytes: &[u8],
     application_ids: &HashMap<String, String>,
 ) -> Result<ClientSettings, ConfigErrors> {
-    let value: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ConfigErrors(vec![problem(source_name, "", format!("not valid JSON: {e}"))]))?;
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ConfigErrors(vec![problem(
+            source_name,
+            "",
+            format!("not valid JSON: {e}"),
+        )])
+    })?;
     if let Err(errs) = Schemas::get().validate_client_config(&value) {
         return Err(ConfigErrors(
-            errs.into_iter().map(|FieldError { pointer, reason }| problem(source_name, pointer, reason)).collect(),
+            errs.into_iter()
+                .map(|FieldError { pointer, reason }| problem(source_name, pointer, reason))
+                .collect(),
         ));
     }
-    let doc: ClientConfig = serde_json::from_value(value)
-        .map_err(|e| ConfigErrors(vec![problem(source_name, "", format!("does not match the generated type: {e}"))]))?;
+    let doc: ClientConfig = serde_json::from_value(value).map_err(|e| {
+        ConfigErrors(vec![problem(
+            source_name,
+            "",
+            format!("does not match the generated type: {e}"),
+        )])
+    })?;
     compile(source_name, doc, application_ids)
 }
 
@@ -169,7 +202,11 @@ fn compile(
     let mut target_index: HashMap<&str, usize> = HashMap::new();
     for (i, t) in doc.targets.iter().enumerate() {
         if target_index.insert(t.target_id.as_str(), i).is_some() {
-            errs.push(problem(source_name, format!("/targets/{i}/targetId"), format!("duplicate targetId {:?}", *t.target_id)));
+            errs.push(problem(
+                source_name,
+                format!("/targets/{i}/targetId"),
+                format!("duplicate targetId {:?}", *t.target_id),
+            ));
         }
         if let Some(d) = &t.delivery {
             if let (Some(lo), Some(hi)) = (d.initial_backoff_ms, d.max_backoff_ms) {
@@ -188,11 +225,19 @@ fn compile(
     let mut subscriptions = Vec::with_capacity(doc.subscriptions.len());
     for (i, s) in doc.subscriptions.iter().enumerate() {
         let (id, target_ids) = match s {
-            Subscription::MessageStatusSubscription(m) => (m.subscription_id.as_str(), &m.target_ids),
-            Subscription::ChannelStatusSubscription(c) => (c.subscription_id.as_str(), &c.target_ids),
+            Subscription::MessageStatusSubscription(m) => {
+                (m.subscription_id.as_str(), &m.target_ids)
+            }
+            Subscription::ChannelStatusSubscription(c) => {
+                (c.subscription_id.as_str(), &c.target_ids)
+            }
         };
         if !seen_subs.insert(id) {
-            errs.push(problem(source_name, format!("/subscriptions/{i}/subscriptionId"), format!("duplicate subscriptionId {id:?}")));
+            errs.push(problem(
+                source_name,
+                format!("/subscriptions/{i}/subscriptionId"),
+                format!("duplicate subscriptionId {id:?}"),
+            ));
         }
         let mut targets = Vec::new();
         for (j, t) in target_ids.iter().enumerate() {
@@ -224,13 +269,24 @@ fn compile(
     if !errs.is_empty() {
         return Err(ConfigErrors(errs));
     }
-    Ok(ClientSettings { client_id, application_id, subscriptions, targets: doc.targets.clone(), document: doc })
+    Ok(ClientSettings {
+        client_id,
+        application_id,
+        subscriptions,
+        targets: doc.targets.clone(),
+        document: doc,
+    })
 }
 
 /// The client configuration files of a directory: every `*.json` except the application id map.
 pub fn config_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigErrors> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| ConfigErrors(vec![problem(&dir.display().to_string(), "", format!("cannot read directory: {e}"))]))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        ConfigErrors(vec![problem(
+            &dir.display().to_string(),
+            "",
+            format!("cannot read directory: {e}"),
+        )])
+    })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -250,14 +306,22 @@ pub fn load_application_ids(dir: &Path) -> Result<HashMap<String, String>, Confi
     match std::fs::read(&path) {
         Ok(bytes) => parse_application_ids(&path.display().to_string(), &bytes),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashMap::new()),
-        Err(e) => Err(ConfigErrors(vec![problem(&path.display().to_string(), "", format!("cannot read: {e}"))])),
+        Err(e) => Err(ConfigErrors(vec![problem(
+            &path.display().to_string(),
+            "",
+            format!("cannot read: {e}"),
+        )])),
     }
 }
 
 /// Loads one configuration file.
-pub fn load_file(path: &Path, application_ids: &HashMap<String, String>) -> Result<ClientSettings, ConfigErrors> {
+pub fn load_file(
+    path: &Path,
+    application_ids: &HashMap<String, String>,
+) -> Result<ClientSettings, ConfigErrors> {
     let name = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| ConfigErrors(vec![problem(&name, "", format!("cannot read: {e}"))]))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| ConfigErrors(vec![problem(&name, "", format!("cannot read: {e}"))]))?;
     parse_client(&name, &bytes, application_ids)
 }
 
@@ -277,7 +341,11 @@ pub fn load_dir(dir: &Path) -> Result<ConfigSet, ConfigErrors> {
                     errs.push(problem(
                         &path.display().to_string(),
                         "/clientId",
-                        format!("client {:?} is already configured in {}", client.client_id, first.display()),
+                        format!(
+                            "client {:?} is already configured in {}",
+                            client.client_id,
+                            first.display()
+                        ),
                     ));
                     continue;
                 }
@@ -326,29 +394,50 @@ impl DeliverySettings {
     pub fn of(target: &Target) -> Self {
         use std::time::Duration;
         let d = target.delivery.as_ref();
-        let ms = |v: Option<std::num::NonZeroU64>, default: u64| Duration::from_millis(v.map_or(default, |n| n.get()));
+        let ms = |v: Option<std::num::NonZeroU64>, default: u64| {
+            Duration::from_millis(v.map_or(default, |n| n.get()))
+        };
         DeliverySettings {
-            mode: d.and_then(|d| d.mode).unwrap_or(types::DeliveryMode::ApiDestination),
+            mode: d
+                .and_then(|d| d.mode)
+                .unwrap_or(types::DeliveryMode::ApiDestination),
             max_retry_duration: Duration::from_secs(
                 d.and_then(|d| d.max_retry_duration_seconds)
                     .map_or(Self::DEFAULT_MAX_RETRY_SECONDS, |s| s.max(0) as u64),
             ),
-            initial_backoff: ms(d.and_then(|d| d.initial_backoff_ms), Self::DEFAULT_INITIAL_BACKOFF_MS),
-            max_backoff: ms(d.and_then(|d| d.max_backoff_ms), Self::DEFAULT_MAX_BACKOFF_MS),
+            initial_backoff: ms(
+                d.and_then(|d| d.initial_backoff_ms),
+                Self::DEFAULT_INITIAL_BACKOFF_MS,
+            ),
+            max_backoff: ms(
+                d.and_then(|d| d.max_backoff_ms),
+                Self::DEFAULT_MAX_BACKOFF_MS,
+            ),
             timeout: ms(d.and_then(|d| d.timeout_ms), Self::DEFAULT_TIMEOUT_MS),
-            circuit_breaker: d.and_then(|d| d.circuit_breaker.as_ref()).filter(|c| c.enabled).map(|c| CircuitSettings {
-                failure_threshold: c
-                    .failure_threshold
-                    .map_or(Self::DEFAULT_FAILURE_THRESHOLD, |n| u32::try_from(n.get()).unwrap_or(u32::MAX)),
-                cooldown: ms(c.cooldown_ms, Self::DEFAULT_COOLDOWN_MS),
-            }),
-            rate_limit_per_second: u32::try_from(target.invocation_rate_limit.get()).unwrap_or(u32::MAX),
+            circuit_breaker: d
+                .and_then(|d| d.circuit_breaker.as_ref())
+                .filter(|c| c.enabled)
+                .map(|c| CircuitSettings {
+                    failure_threshold: c
+                        .failure_threshold
+                        .map_or(Self::DEFAULT_FAILURE_THRESHOLD, |n| {
+                            u32::try_from(n.get()).unwrap_or(u32::MAX)
+                        }),
+                    cooldown: ms(c.cooldown_ms, Self::DEFAULT_COOLDOWN_MS),
+                }),
+            rate_limit_per_second: u32::try_from(target.invocation_rate_limit.get())
+                .unwrap_or(u32::MAX),
             #[cfg(feature = "deliver")]
-            mtls: d.and_then(|d| d.mtls.as_ref()).map(|m| crate::deliver::MtlsFiles {
-                cert_pem: std::path::PathBuf::from(m.cert_pem_file.as_str()),
-                key_pem: std::path::PathBuf::from(m.key_pem_file.as_str()),
-                ca_pem: m.ca_pem_file.as_ref().map(|c| std::path::PathBuf::from(c.as_str())),
-            }),
+            mtls: d
+                .and_then(|d| d.mtls.as_ref())
+                .map(|m| crate::deliver::MtlsFiles {
+                    cert_pem: std::path::PathBuf::from(m.cert_pem_file.as_str()),
+                    key_pem: std::path::PathBuf::from(m.key_pem_file.as_str()),
+                    ca_pem: m
+                        .ca_pem_file
+                        .as_ref()
+                        .map(|c| std::path::PathBuf::from(c.as_str())),
+                }),
         }
     }
 }

@@ -79,7 +79,10 @@ pub enum EventError {
 }
 
 fn join(errs: &[FieldError]) -> String {
-    errs.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    errs.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl EventError {
@@ -87,10 +90,12 @@ impl EventError {
     pub fn fields(&self) -> Vec<FieldError> {
         match self {
             EventError::Invalid(errs) => errs.clone(),
-            EventError::TooLarge { .. } | EventError::Json(_) | EventError::NotAnObject => vec![FieldError {
-                pointer: String::new(),
-                reason: self.to_string(),
-            }],
+            EventError::TooLarge { .. } | EventError::Json(_) | EventError::NotAnObject => {
+                vec![FieldError {
+                    pointer: String::new(),
+                    reason: self.to_string(),
+                }]
+            }
         }
     }
 }
@@ -108,7 +113,10 @@ pub fn parse_event(bytes: &[u8]) -> Result<InboundEvent, Rejected> {
     if bytes.len() > MAX_EVENT_BYTES {
         return Err(Rejected {
             event_id: None,
-            error: EventError::TooLarge { size: bytes.len(), limit: MAX_EVENT_BYTES },
+            error: EventError::TooLarge {
+                size: bytes.len(),
+                limit: MAX_EVENT_BYTES,
+            },
         });
     }
     let value: Value = serde_json::from_slice(bytes).map_err(|e| Rejected {
@@ -121,15 +129,23 @@ pub fn parse_event(bytes: &[u8]) -> Result<InboundEvent, Rejected> {
 /// Validates and deserializes an already-parsed event.
 pub fn from_value(mut value: Value) -> Result<InboundEvent, Rejected> {
     let event_id = value.get("id").and_then(Value::as_str).map(str::to_owned);
-    let reject = |error| Rejected { event_id: event_id.clone(), error };
+    let reject = |error| Rejected {
+        event_id: event_id.clone(),
+        error,
+    };
     if !value.is_object() {
         return Err(reject(EventError::NotAnObject));
     }
-    let kind = Schemas::get().validate_event(&value).map_err(|e| reject(EventError::Invalid(e)))?;
+    let kind = Schemas::get()
+        .validate_event(&value)
+        .map_err(|e| reject(EventError::Invalid(e)))?;
     // After validation these cannot fail unless the generated types and the validator disagree;
     // report that as a validation error rather than panicking.
     let shape = |pointer: &str, e: String| {
-        reject(EventError::Invalid(vec![FieldError { pointer: pointer.into(), reason: e }]))
+        reject(EventError::Invalid(vec![FieldError {
+            pointer: pointer.into(),
+            reason: e,
+        }]))
     };
     let Some(obj) = value.as_object_mut() else {
         return Err(reject(EventError::NotAnObject));

@@ -23,7 +23,11 @@ struct Facts {
 }
 
 fn changed<T: std::fmt::Display>(current: &str, previous: Option<&T>) -> bool {
-    previous.is_none_or(|p| !crate::schema::WireBuf::default().wire(p).eq_ignore_ascii_case(current))
+    previous.is_none_or(|p| {
+        !crate::schema::WireBuf::default()
+            .wire(p)
+            .eq_ignore_ascii_case(current)
+    })
 }
 
 fn facts(event: &InboundEvent) -> Facts {
@@ -63,7 +67,12 @@ fn matches_facts(sub: &CompiledSubscription, f: &Facts) -> bool {
         CompiledSubscription::MessageStatus { statuses, .. } => {
             f.kind_message && f.status_changed && listed(statuses, &f.status)
         }
-        CompiledSubscription::ChannelStatus { channel_type, channel_statuses, supplier_statuses, .. } => {
+        CompiledSubscription::ChannelStatus {
+            channel_type,
+            channel_statuses,
+            supplier_statuses,
+            ..
+        } => {
             !f.kind_message
                 && f.channel.eq_ignore_ascii_case(channel_type)
                 && ((f.supplier_changed && listed(supplier_statuses, &f.supplier))
@@ -89,7 +98,10 @@ pub fn route<'c>(client: &'c ClientSettings, event: &InboundEvent) -> Vec<Route<
         for &t in sub.targets() {
             match routes.iter_mut().find(|r| r.target == t) {
                 Some(r) => r.subscription_ids.push(sub.id()),
-                None => routes.push(Route { target: t, subscription_ids: vec![sub.id()] }),
+                None => routes.push(Route {
+                    target: t,
+                    subscription_ids: vec![sub.id()],
+                }),
             }
         }
     }
@@ -135,7 +147,13 @@ mod tests {
         event(d, "uk.nhs.notify.message.status.PUBLISHED.v1")
     }
 
-    fn channel(ch: &str, status: &str, prev: &str, supplier: &str, prev_supplier: &str) -> InboundEvent {
+    fn channel(
+        ch: &str,
+        status: &str,
+        prev: &str,
+        supplier: &str,
+        prev_supplier: &str,
+    ) -> InboundEvent {
         event(
             json!({"clientId": "c", "messageId": "2WL3qFTEFM0qMY8xjRbt1LIKCzM", "messageReference": "r",
                 "channel": ch, "channelStatus": status, "previousChannelStatus": prev,
@@ -149,7 +167,19 @@ mod tests {
     fn each_target_once_with_every_subscription_that_named_it() {
         let c = client();
         let routes = route(&c, &message("DELIVERED", Some("SENDING")));
-        assert_eq!(routes, vec![Route { target: 0, subscription_ids: vec!["m"] }, Route { target: 1, subscription_ids: vec!["m", "m2"] }]);
+        assert_eq!(
+            routes,
+            vec![
+                Route {
+                    target: 0,
+                    subscription_ids: vec!["m"]
+                },
+                Route {
+                    target: 1,
+                    subscription_ids: vec!["m", "m2"]
+                }
+            ]
+        );
     }
 
     #[test]
@@ -164,14 +194,52 @@ mod tests {
     fn channel_matches_on_type_and_a_changed_subscribed_status_case_insensitively() {
         let c = client();
         // supplier status changed and subscribed (config lower, event upper)
-        assert_eq!(route(&c, &channel("SMS", "SENDING", "SENDING", "PERMANENT_FAILURE", "received")).len(), 1);
+        assert_eq!(
+            route(
+                &c,
+                &channel("SMS", "SENDING", "SENDING", "PERMANENT_FAILURE", "received")
+            )
+            .len(),
+            1
+        );
         // channel status changed and subscribed (config upper, event upper)
-        assert_eq!(route(&c, &channel("SMS", "FAILED", "SENDING", "unknown", "unknown")).len(), 1);
+        assert_eq!(
+            route(
+                &c,
+                &channel("SMS", "FAILED", "SENDING", "unknown", "unknown")
+            )
+            .len(),
+            1
+        );
         // neither changed
-        assert!(route(&c, &channel("SMS", "FAILED", "FAILED", "permanent_failure", "PERMANENT_FAILURE")).is_empty());
+        assert!(route(
+            &c,
+            &channel(
+                "SMS",
+                "FAILED",
+                "FAILED",
+                "permanent_failure",
+                "PERMANENT_FAILURE"
+            )
+        )
+        .is_empty());
         // wrong channel type
-        assert!(route(&c, &channel("EMAIL", "FAILED", "SENDING", "permanent_failure", "received")).is_empty());
+        assert!(route(
+            &c,
+            &channel(
+                "EMAIL",
+                "FAILED",
+                "SENDING",
+                "permanent_failure",
+                "received"
+            )
+        )
+        .is_empty());
         // changed but not subscribed
-        assert!(route(&c, &channel("SMS", "DELIVERED", "SENDING", "delivered", "received")).is_empty());
+        assert!(route(
+            &c,
+            &channel("SMS", "DELIVERED", "SENDING", "delivered", "received")
+        )
+        .is_empty());
     }
 }

@@ -47,7 +47,10 @@ impl std::fmt::Debug for Callback {
 #[derive(Debug)]
 pub enum Outcome {
     /// Valid; zero or more callbacks (zero when no subscription matched).
-    Callbacks { event: Box<InboundEvent>, callbacks: Vec<Callback> },
+    Callbacks {
+        event: Box<InboundEvent>,
+        callbacks: Vec<Callback>,
+    },
     /// Valid, but the client has no configuration (counted, not an error).
     NoClientConfig { event: Box<InboundEvent> },
 }
@@ -58,7 +61,10 @@ pub enum ProcessError {
     #[error(transparent)]
     Rejected(#[from] Rejected),
     #[error("event {event_id}: {source}")]
-    Transform { event_id: String, source: TransformError },
+    Transform {
+        event_id: String,
+        source: TransformError,
+    },
 }
 
 impl ProcessError {
@@ -79,33 +85,55 @@ pub struct CoreOptions {
 
 impl Default for CoreOptions {
     fn default() -> Self {
-        CoreOptions { link_base: transform::DEFAULT_LINK_BASE.to_string() }
+        CoreOptions {
+            link_base: transform::DEFAULT_LINK_BASE.to_string(),
+        }
     }
 }
 
 /// Validates, filters, transforms and signs one event given as JSON bytes.
-pub fn process(bytes: &[u8], configs: &ConfigSet, opts: &CoreOptions) -> Result<Outcome, ProcessError> {
+pub fn process(
+    bytes: &[u8],
+    configs: &ConfigSet,
+    opts: &CoreOptions,
+) -> Result<Outcome, ProcessError> {
     let event = event::parse_event(bytes)?;
     process_event(event, configs, opts)
 }
 
 /// As [`process`], for an event already parsed and validated.
-pub fn process_event(event: InboundEvent, configs: &ConfigSet, opts: &CoreOptions) -> Result<Outcome, ProcessError> {
+pub fn process_event(
+    event: InboundEvent,
+    configs: &ConfigSet,
+    opts: &CoreOptions,
+) -> Result<Outcome, ProcessError> {
     let Some(client) = configs.get(event.client_id()) else {
-        return Ok(Outcome::NoClientConfig { event: Box::new(event) });
+        return Ok(Outcome::NoClientConfig {
+            event: Box::new(event),
+        });
     };
     let callbacks = callbacks_for(&event, client, opts)?;
-    Ok(Outcome::Callbacks { event: Box::new(event), callbacks })
+    Ok(Outcome::Callbacks {
+        event: Box::new(event),
+        callbacks,
+    })
 }
 
 /// The callbacks one client gets for one event.
-pub fn callbacks_for(event: &InboundEvent, client: &ClientSettings, opts: &CoreOptions) -> Result<Vec<Callback>, ProcessError> {
+pub fn callbacks_for(
+    event: &InboundEvent,
+    client: &ClientSettings,
+    opts: &CoreOptions,
+) -> Result<Vec<Callback>, ProcessError> {
     let routes = filter::route(client, event);
     if routes.is_empty() {
         return Ok(Vec::new());
     }
-    let payload = transform::payload(event, &opts.link_base)
-        .map_err(|source| ProcessError::Transform { event_id: event.id().to_string(), source })?;
+    let payload =
+        transform::payload(event, &opts.link_base).map_err(|source| ProcessError::Transform {
+            event_id: event.id().to_string(),
+            source,
+        })?;
     let body: Arc<[u8]> = transform::body(&payload).into();
     Ok(routes
         .into_iter()
@@ -115,13 +143,20 @@ pub fn callbacks_for(event: &InboundEvent, client: &ClientSettings, opts: &CoreO
             let signature = sign::signature(&body, &client.application_id, api_key);
             let headers = vec![
                 ("content-type".to_string(), CONTENT_TYPE.to_string()),
-                (target.api_key.header_name.to_ascii_lowercase(), api_key.to_string()),
+                (
+                    target.api_key.header_name.to_ascii_lowercase(),
+                    api_key.to_string(),
+                ),
                 (SIGNATURE_HEADER.to_string(), signature.clone()),
             ];
             Callback {
                 client_id: client.client_id.clone(),
                 target_id: target.target_id.to_string(),
-                subscription_ids: route.subscription_ids.iter().map(|s| s.to_string()).collect(),
+                subscription_ids: route
+                    .subscription_ids
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
                 url: target.invocation_endpoint.to_string(),
                 method: "POST",
                 headers,

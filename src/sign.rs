@@ -12,17 +12,21 @@ pub fn signature(body: &[u8], application_id: &str, api_key: &str) -> String {
     key.extend_from_slice(application_id.as_bytes());
     key.push(b'.');
     key.extend_from_slice(api_key.as_bytes());
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC accepts keys of any length");
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC accepts keys of any length");
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
 }
 
 /// Checks a signature in constant time (for receivers and tests).
 pub fn verify(body: &[u8], application_id: &str, api_key: &str, signature_hex: &str) -> bool {
-    let Ok(given) = hex::decode(signature_hex) else { return false };
+    let Ok(given) = hex::decode(signature_hex) else {
+        return false;
+    };
     let mut key = format!("{application_id}.").into_bytes();
     key.extend_from_slice(api_key.as_bytes());
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC accepts keys of any length");
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC accepts keys of any length");
     mac.update(body);
     mac.verify_slice(&given).is_ok()
 }
@@ -46,7 +50,10 @@ mod tests {
     #[test]
     fn signature_is_hmac_sha256_of_the_body_keyed_with_application_id_dot_api_key() {
         let sig = signature(br#"{"data":[]}"#, "app-1", "key-1");
-        assert_eq!(sig, "a7179f819cf79446cba76c0bb9205c3ed5c144facae78e6f876e5a6062dd995e");
+        assert_eq!(
+            sig,
+            "a7179f819cf79446cba76c0bb9205c3ed5c144facae78e6f876e5a6062dd995e"
+        );
         assert!(verify(br#"{"data":[]}"#, "app-1", "key-1", &sig));
         assert!(!verify(br#"{"data":[ ]}"#, "app-1", "key-1", &sig));
         assert!(!verify(br#"{"data":[]}"#, "app-1", "key-2", &sig));
@@ -55,9 +62,18 @@ mod tests {
 
     #[test]
     fn idempotency_key_is_sha256_of_source_newline_id() {
-        assert_eq!(idempotency_key("/src", "id-1"), "161a07587f3c9327883120dc3d8fd7099252974bcbef3ad6e3e1ce325e0a2ba4");
-        assert_ne!(idempotency_key("/src", "id-2"), idempotency_key("/src", "id-1"));
-        assert_ne!(idempotency_key("/src2", "id-1"), idempotency_key("/src", "id-1"));
+        assert_eq!(
+            idempotency_key("/src", "id-1"),
+            "161a07587f3c9327883120dc3d8fd7099252974bcbef3ad6e3e1ce325e0a2ba4"
+        );
+        assert_ne!(
+            idempotency_key("/src", "id-2"),
+            idempotency_key("/src", "id-1")
+        );
+        assert_ne!(
+            idempotency_key("/src2", "id-1"),
+            idempotency_key("/src", "id-1")
+        );
         assert_eq!(idempotency_key("/src", "id-1").len(), 64);
     }
 }

@@ -46,7 +46,12 @@ struct ErrorLine<'a> {
 /// Reads one line of at most `limit` bytes into `buf` (without the newline). Returns
 /// `Ok(None)` at end of input, `Ok(Some(true))` for a line, `Ok(Some(false))` for a line that
 /// was longer than the limit (its bytes are consumed and dropped; `buf` holds its first bytes).
-fn read_line_bounded(input: &mut impl BufRead, buf: &mut Vec<u8>, limit: usize, total: &mut usize) -> io::Result<Option<bool>> {
+fn read_line_bounded(
+    input: &mut impl BufRead,
+    buf: &mut Vec<u8>,
+    limit: usize,
+    total: &mut usize,
+) -> io::Result<Option<bool>> {
     buf.clear();
     *total = 0;
     let mut any = false;
@@ -79,8 +84,13 @@ fn memchr(b: &[u8]) -> Option<usize> {
 }
 
 fn write_callback(out: &mut impl Write, cb: &Callback) -> io::Result<()> {
-    let headers = cb.headers.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone()))).collect();
-    let body = std::str::from_utf8(&cb.body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let headers = cb
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    let body =
+        std::str::from_utf8(&cb.body).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     let line = RequestLine {
         client_id: &cb.client_id,
         target_id: &cb.target_id,
@@ -93,8 +103,20 @@ fn write_callback(out: &mut impl Write, cb: &Callback) -> io::Result<()> {
     out.write_all(b"\n")
 }
 
-fn write_error(err: &mut impl Write, line: u64, event_id: Option<&str>, error: String) -> io::Result<()> {
-    serde_json::to_writer(&mut *err, &ErrorLine { line, event_id, error })?;
+fn write_error(
+    err: &mut impl Write,
+    line: u64,
+    event_id: Option<&str>,
+    error: String,
+) -> io::Result<()> {
+    serde_json::to_writer(
+        &mut *err,
+        &ErrorLine {
+            line,
+            event_id,
+            error,
+        },
+    )?;
     err.write_all(b"\n")
 }
 
@@ -141,7 +163,12 @@ pub fn transform_stream(
             Ok(Outcome::NoClientConfig { event }) => {
                 stats.events += 1;
                 stats.no_client_config += 1;
-                tracing::info!(event_id = event.id(), message_id = event.message_id(), client_id = event.client_id(), "no configuration for client");
+                tracing::info!(
+                    event_id = event.id(),
+                    message_id = event.message_id(),
+                    client_id = event.client_id(),
+                    "no configuration for client"
+                );
             }
             Err(e) => {
                 stats.rejected += 1;
@@ -160,7 +187,13 @@ pub fn transform_stream(
 }
 
 fn trim(b: &[u8]) -> &[u8] {
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(start, |i| i + 1);
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
     &b[start..end]
 }

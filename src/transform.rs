@@ -4,13 +4,13 @@
 use serde::Serialize;
 
 use crate::event::{EventData, InboundEvent};
+use crate::schema::to_lower;
 use crate::schema::types::{
     CallbackChannel, CallbackLinks, CallbackMeta, ChannelStatusAttributes, ChannelStatusCallback,
-    ChannelStatusCallbackItem, ChannelStatusCallbackItemType, ChannelStatusData, MessageStatusAttributes,
-    MessageStatusCallback, MessageStatusCallbackItem, MessageStatusCallbackItemType, MessageStatusData,
-    OptionalText,
+    ChannelStatusCallbackItem, ChannelStatusCallbackItemType, ChannelStatusData,
+    MessageStatusAttributes, MessageStatusCallback, MessageStatusCallbackItem,
+    MessageStatusCallbackItemType, MessageStatusData, OptionalText,
 };
-use crate::schema::to_lower;
 use crate::sign::idempotency_key;
 
 /// The default base of `links.message` (production NHS Notify API).
@@ -41,11 +41,17 @@ where
     T: TryFrom<String>,
     T::Error: std::fmt::Display,
 {
-    T::try_from(value).map_err(|e| TransformError { field, reason: e.to_string() })
+    T::try_from(value).map_err(|e| TransformError {
+        field,
+        reason: e.to_string(),
+    })
 }
 
 /// An optional text field appears only when present and non-empty.
-fn optional(field: &'static str, value: &Option<String>) -> Result<Option<OptionalText>, TransformError> {
+fn optional(
+    field: &'static str,
+    value: &Option<String>,
+) -> Result<Option<OptionalText>, TransformError> {
     match value.as_deref() {
         None | Some("") => Ok(None),
         Some(v) => conv(field, v.to_string()).map(Some),
@@ -54,11 +60,18 @@ fn optional(field: &'static str, value: &Option<String>) -> Result<Option<Option
 
 fn links(base: &str, message_id: &str) -> Result<CallbackLinks, TransformError> {
     let base = base.trim_end_matches('/');
-    Ok(CallbackLinks { message: conv("links.message", format!("{base}/v1/messages/{message_id}"))? })
+    Ok(CallbackLinks {
+        message: conv("links.message", format!("{base}/v1/messages/{message_id}"))?,
+    })
 }
 
 fn meta(event: &InboundEvent) -> Result<CallbackMeta, TransformError> {
-    Ok(CallbackMeta { idempotency_key: conv("meta.idempotencyKey", idempotency_key(event.source(), event.id()))? })
+    Ok(CallbackMeta {
+        idempotency_key: conv(
+            "meta.idempotencyKey",
+            idempotency_key(event.source(), event.id()),
+        )?,
+    })
 }
 
 /// Builds the payload for an event. `link_base` is the API base URL (see [`DEFAULT_LINK_BASE`]).
@@ -88,15 +101,22 @@ fn message_attributes(d: &MessageStatusData) -> Result<MessageStatusAttributes, 
         message_id: d.message_id.clone(),
         message_reference: d.message_reference.clone(),
         message_status: to_lower(&d.message_status).map_err(err("messageStatus"))?,
-        message_status_description: optional("messageStatusDescription", &d.message_status_description)?,
-        message_failure_reason_code: optional("messageFailureReasonCode", &d.message_failure_reason_code)?,
+        message_status_description: optional(
+            "messageStatusDescription",
+            &d.message_status_description,
+        )?,
+        message_failure_reason_code: optional(
+            "messageFailureReasonCode",
+            &d.message_failure_reason_code,
+        )?,
         channels: d
             .channels
             .iter()
             .map(|c| {
                 Ok(CallbackChannel {
                     type_: to_lower(&c.type_).map_err(err("channels[].type"))?,
-                    channel_status: to_lower(&c.channel_status).map_err(err("channels[].channelStatus"))?,
+                    channel_status: to_lower(&c.channel_status)
+                        .map_err(err("channels[].channelStatus"))?,
                 })
             })
             .collect::<Result<_, TransformError>>()?,
@@ -113,8 +133,14 @@ fn channel_attributes(d: &ChannelStatusData) -> Result<ChannelStatusAttributes, 
         cascade_order: d.cascade_order,
         channel: to_lower(&d.channel).map_err(err("channel"))?,
         channel_status: to_lower(&d.channel_status).map_err(err("channelStatus"))?,
-        channel_status_description: optional("channelStatusDescription", &d.channel_status_description)?,
-        channel_failure_reason_code: optional("channelFailureReasonCode", &d.channel_failure_reason_code)?,
+        channel_status_description: optional(
+            "channelStatusDescription",
+            &d.channel_status_description,
+        )?,
+        channel_failure_reason_code: optional(
+            "channelFailureReasonCode",
+            &d.channel_failure_reason_code,
+        )?,
         supplier_status: to_lower(&d.supplier_status).map_err(err("supplierStatus"))?,
         timestamp: d.timestamp.clone(),
         retry_count: d.retry_count,

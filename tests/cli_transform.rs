@@ -27,14 +27,24 @@ fn run(args: &[&str], stdin: &[u8]) -> Output {
 }
 
 fn lines(b: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(b).lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+    String::from_utf8_lossy(b)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
 }
 
 #[test]
 fn bad_lines_are_reported_and_valid_events_around_them_are_kept() {
     let cfg = config_dir(&[client_config("client-a", "https://client.example/cb")]);
-    let corpus = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/legacy-compat/invalid/cases.jsonl")).expect("corpus");
-    let bad: Vec<Value> = corpus.lines().map(|l| serde_json::from_str(l).expect("corpus line")).collect();
+    let corpus = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/legacy-compat/invalid/cases.jsonl"
+    ))
+    .expect("corpus");
+    let bad: Vec<Value> = corpus
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("corpus line"))
+        .collect();
     assert!(bad.len() >= 20);
 
     // valid, bad, valid, bad, ... valid; plus a blank line and an oversized line.
@@ -44,7 +54,9 @@ fn bad_lines_are_reported_and_valid_events_around_them_are_kept() {
     let mut line_no = 0;
     let push_valid = |input: &mut String, line_no: &mut u64| {
         *line_no += 1;
-        input.push_str(&message_event(&format!("ok-{line_no}"), "client-a", "DELIVERED").to_string());
+        input.push_str(
+            &message_event(&format!("ok-{line_no}"), "client-a", "DELIVERED").to_string(),
+        );
         input.push('\n');
     };
     for case in &bad {
@@ -53,29 +65,57 @@ fn bad_lines_are_reported_and_valid_events_around_them_are_kept() {
         line_no += 1;
         input.push_str(case["line"].as_str().expect("line"));
         input.push('\n');
-        expected_errors.push((line_no, case["field"].as_str().expect("field").to_string(), case["name"].clone()));
+        expected_errors.push((
+            line_no,
+            case["field"].as_str().expect("field").to_string(),
+            case["name"].clone(),
+        ));
     }
     line_no += 1;
     input.push('\n'); // blank: skipped, still counted as a line
     line_no += 1;
-    let huge = format!("{{\"specversion\":\"1.0\",\"pad\":\"{}\"}}", "x".repeat(300 * 1024));
+    let huge = format!(
+        "{{\"specversion\":\"1.0\",\"pad\":\"{}\"}}",
+        "x".repeat(300 * 1024)
+    );
     input.push_str(&huge);
     input.push('\n');
     expected_errors.push((line_no, "limit".into(), json!("oversized")));
     push_valid(&mut input, &mut line_no);
     valid += 1;
 
-    let out = run(&["transform", "--config", cfg.path().to_str().expect("path")], input.as_bytes());
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(
+        &["transform", "--config", cfg.path().to_str().expect("path")],
+        input.as_bytes(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let callbacks = lines(&out.stdout);
     assert_eq!(callbacks.len(), valid, "one callback per valid event");
-    let errors: Vec<Value> = lines(&out.stderr).into_iter().filter(|v| v.get("line").is_some()).collect();
-    assert_eq!(errors.len(), expected_errors.len(), "one error line per bad line: {errors:#?}");
+    let errors: Vec<Value> = lines(&out.stderr)
+        .into_iter()
+        .filter(|v| v.get("line").is_some())
+        .collect();
+    assert_eq!(
+        errors.len(),
+        expected_errors.len(),
+        "one error line per bad line: {errors:#?}"
+    );
     for (err, (line, field, name)) in errors.iter().zip(&expected_errors) {
         assert_eq!(err["line"], json!(line), "{name}");
         let text = err["error"].as_str().expect("error text");
-        assert!(text.contains(field.as_str()), "{name}: error {text:?} does not name {field:?}");
-        assert!(err.get("eventId").is_some(), "{name}: eventId key present (null allowed)");
+        assert!(
+            text.contains(field.as_str()),
+            "{name}: error {text:?} does not name {field:?}"
+        );
+        assert!(
+            err.get("eventId").is_some(),
+            "{name}: eventId key present (null allowed)"
+        );
     }
     // The event id is reported when it can be read.
     assert!(errors.iter().any(|e| e["eventId"].is_string()));
@@ -87,11 +127,17 @@ fn an_invalid_configuration_stops_before_processing_and_is_named() {
     bad["subscriptions"][0]["targetIds"] = json!(["no-such-target"]);
     let cfg = config_dir(&[bad]);
     let event = message_event("e-1", "client-a", "DELIVERED").to_string();
-    let out = run(&["transform", "--config", cfg.path().to_str().expect("path")], event.as_bytes());
+    let out = run(
+        &["transform", "--config", cfg.path().to_str().expect("path")],
+        event.as_bytes(),
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("client-a.json") && stderr.contains("/subscriptions/0/targetIds/0"), "{stderr}");
+    assert!(
+        stderr.contains("client-a.json") && stderr.contains("/subscriptions/0/targetIds/0"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -113,7 +159,10 @@ fn validate_config_reports_every_problem_in_every_file() {
     let good = client_config("client-c", "https://c.example/cb");
     let dir = config_dir(&[a, b, good.clone()]);
     std::fs::write(dir.path().join("broken.json"), b"{ not json").expect("write");
-    let out = run(&["validate-config", dir.path().to_str().expect("path")], b"");
+    let out = run(
+        &["validate-config", dir.path().to_str().expect("path")],
+        b"",
+    );
     assert_ne!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
     for needle in [
@@ -125,11 +174,19 @@ fn validate_config_reports_every_problem_in_every_file() {
     ] {
         assert!(stderr.contains(needle), "missing {needle:?} in:\n{stderr}");
     }
-    assert!(!stderr.contains("key-client-"), "an API key reached the output:\n{stderr}");
+    assert!(
+        !stderr.contains("key-client-"),
+        "an API key reached the output:\n{stderr}"
+    );
 
     let ok = config_dir(&[good]);
     let out = run(&["validate-config", ok.path().to_str().expect("path")], b"");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -138,13 +195,34 @@ fn missing_application_id_falls_back_to_the_map_file() {
     c.as_object_mut().expect("obj").remove("applicationId");
     let dir = config_dir(&[c]);
     let event = message_event("e-1", "client-a", "DELIVERED").to_string();
-    let out = run(&["transform", "--config", dir.path().to_str().expect("path")], event.as_bytes());
-    assert_eq!(out.status.code(), Some(2), "no applicationId anywhere is a configuration error");
-    std::fs::write(dir.path().join("application-ids.json"), br#"{"client-a": "app-from-map"}"#).expect("write");
-    let out = run(&["transform", "--config", dir.path().to_str().expect("path")], event.as_bytes());
+    let out = run(
+        &["transform", "--config", dir.path().to_str().expect("path")],
+        event.as_bytes(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "no applicationId anywhere is a configuration error"
+    );
+    std::fs::write(
+        dir.path().join("application-ids.json"),
+        br#"{"client-a": "app-from-map"}"#,
+    )
+    .expect("write");
+    let out = run(
+        &["transform", "--config", dir.path().to_str().expect("path")],
+        event.as_bytes(),
+    );
     assert_eq!(out.status.code(), Some(0));
     let cb = &lines(&out.stdout)[0];
     let body = cb["body"].as_str().expect("body");
-    let sig = cb["headers"]["x-hmac-sha256-signature"].as_str().expect("sig");
-    assert!(callbacks::sign::verify(body.as_bytes(), "app-from-map", "key-client-a", sig));
+    let sig = cb["headers"]["x-hmac-sha256-signature"]
+        .as_str()
+        .expect("sig");
+    assert!(callbacks::sign::verify(
+        body.as_bytes(),
+        "app-from-map",
+        "key-client-a",
+        sig
+    ));
 }

@@ -22,7 +22,10 @@ struct Case {
 
 fn cases() -> Vec<Case> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("legacy-compat/cases");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root).expect("legacy-compat/cases").map(|e| e.expect("entry").path()).collect();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("legacy-compat/cases")
+        .map(|e| e.expect("entry").path())
+        .collect();
     dirs.sort();
     dirs.into_iter()
         .filter(|d| d.is_dir())
@@ -32,22 +35,34 @@ fn cases() -> Vec<Case> {
             if let Ok(entries) = std::fs::read_dir(d.join("clients")) {
                 for e in entries {
                     let p = e.expect("entry").path();
-                    std::fs::copy(&p, config_dir.path().join(p.file_name().expect("file"))).expect("copy");
+                    std::fs::copy(&p, config_dir.path().join(p.file_name().expect("file")))
+                        .expect("copy");
                 }
             }
             let map = d.join(config::APPLICATION_ID_MAP_FILE);
             if map.exists() {
-                std::fs::copy(&map, config_dir.path().join(config::APPLICATION_ID_MAP_FILE)).expect("copy map");
+                std::fs::copy(
+                    &map,
+                    config_dir.path().join(config::APPLICATION_ID_MAP_FILE),
+                )
+                .expect("copy map");
             }
-            let expected: Value =
-                serde_json::from_slice(&std::fs::read(d.join("expected.json")).expect("expected.json")).expect("json");
+            let expected: Value = serde_json::from_slice(
+                &std::fs::read(d.join("expected.json")).expect("expected.json"),
+            )
+            .expect("json");
             // The event as one line (the CLI reads newline-delimited events).
-            let event: Value = serde_json::from_slice(&std::fs::read(d.join("event.json")).expect("event.json")).expect("json");
+            let event: Value =
+                serde_json::from_slice(&std::fs::read(d.join("event.json")).expect("event.json"))
+                    .expect("json");
             Case {
                 name,
                 event: serde_json::to_vec(&event).expect("json"),
                 config_dir,
-                link_base: expected["linkBaseUrl"].as_str().unwrap_or(callbacks::transform::DEFAULT_LINK_BASE).to_string(),
+                link_base: expected["linkBaseUrl"]
+                    .as_str()
+                    .unwrap_or(callbacks::transform::DEFAULT_LINK_BASE)
+                    .to_string(),
                 expected: expected["callbacks"].as_array().expect("callbacks").clone(),
             }
         })
@@ -60,34 +75,65 @@ type Seen = BTreeMap<(String, String), Value>;
 fn compare(case: &str, path: &str, expected: &[Value], seen: &Seen, failures: &mut Vec<String>) {
     let want: Seen = expected
         .iter()
-        .map(|c| ((c["clientId"].as_str().unwrap_or("").to_string(), c["targetId"].as_str().unwrap_or("").to_string()), c.clone()))
+        .map(|c| {
+            (
+                (
+                    c["clientId"].as_str().unwrap_or("").to_string(),
+                    c["targetId"].as_str().unwrap_or("").to_string(),
+                ),
+                c.clone(),
+            )
+        })
         .collect();
     if want.keys().collect::<Vec<_>>() != seen.keys().collect::<Vec<_>>() {
-        failures.push(format!("{case} ({path}): callbacks for {:?}, expected {:?}", seen.keys(), want.keys()));
+        failures.push(format!(
+            "{case} ({path}): callbacks for {:?}, expected {:?}",
+            seen.keys(),
+            want.keys()
+        ));
         return;
     }
     for (key, w) in &want {
         let got = &seen[key];
         for field in ["url", "method", "headers"] {
             if got[field] != w[field] {
-                failures.push(format!("{case} ({path}) {key:?}: {field} is {}, expected {}", got[field], w[field]));
+                failures.push(format!(
+                    "{case} ({path}) {key:?}: {field} is {}, expected {}",
+                    got[field], w[field]
+                ));
             }
         }
         if let Some(ids) = got.get("subscriptionIds") {
             if *ids != w["subscriptionIds"] {
-                failures.push(format!("{case} ({path}) {key:?}: subscriptionIds {ids}, expected {}", w["subscriptionIds"]));
+                failures.push(format!(
+                    "{case} ({path}) {key:?}: subscriptionIds {ids}, expected {}",
+                    w["subscriptionIds"]
+                ));
             }
         }
-        let (gb, wb) = (got["body"].as_str().unwrap_or(""), w["body"].as_str().unwrap_or(""));
+        let (gb, wb) = (
+            got["body"].as_str().unwrap_or(""),
+            w["body"].as_str().unwrap_or(""),
+        );
         let parsed = |s: &str| serde_json::from_str::<Value>(s).ok();
         if parsed(gb) != parsed(wb) || parsed(gb).is_none() {
-            failures.push(format!("{case} ({path}) {key:?}: payload differs:\n  got      {gb}\n  expected {wb}"));
+            failures.push(format!(
+                "{case} ({path}) {key:?}: payload differs:\n  got      {gb}\n  expected {wb}"
+            ));
         } else if gb != wb {
             failures.push(format!("{case} ({path}) {key:?}: payload bytes differ (same JSON):\n  got      {gb}\n  expected {wb}"));
         }
-        let sig = |v: &Value| v["headers"]["x-hmac-sha256-signature"].as_str().map(str::to_owned);
+        let sig = |v: &Value| {
+            v["headers"]["x-hmac-sha256-signature"]
+                .as_str()
+                .map(str::to_owned)
+        };
         if sig(got).is_none() || sig(got) != sig(w) {
-            failures.push(format!("{case} ({path}) {key:?}: signature {:?}, expected {:?}", sig(got), sig(w)));
+            failures.push(format!(
+                "{case} ({path}) {key:?}: signature {:?}, expected {:?}",
+                sig(got),
+                sig(w)
+            ));
         }
     }
 }
@@ -99,8 +145,11 @@ fn golden_cases_through_the_library() {
     let mut failures = Vec::new();
     let mut total = 0;
     for case in &cases {
-        let configs = config::load_dir(case.config_dir.path()).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        let opts = CoreOptions { link_base: case.link_base.clone() };
+        let configs = config::load_dir(case.config_dir.path())
+            .unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        let opts = CoreOptions {
+            link_base: case.link_base.clone(),
+        };
         let callbacks = match pipeline::process(&case.event, &configs, &opts) {
             Ok(Outcome::Callbacks { callbacks, .. }) => callbacks,
             Ok(Outcome::NoClientConfig { .. }) => Vec::new(),
@@ -112,12 +161,19 @@ fn golden_cases_through_the_library() {
         let mut seen = Seen::new();
         for cb in &callbacks {
             let body: Value = serde_json::from_slice(&cb.body).expect("body is JSON");
-            let kind = if body["data"][0]["type"] == "MessageStatus" { EventKind::MessageStatus } else { EventKind::ChannelStatus };
+            let kind = if body["data"][0]["type"] == "MessageStatus" {
+                EventKind::MessageStatus
+            } else {
+                EventKind::ChannelStatus
+            };
             if let Err(errs) = Schemas::get().validate_callback(kind, &body) {
                 failures.push(format!("{}: payload fails its schema: {errs:?}", case.name));
             }
-            let headers: serde_json::Map<String, Value> =
-                cb.headers.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+            let headers: serde_json::Map<String, Value> = cb
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
             seen.insert(
                 (cb.client_id.clone(), cb.target_id.clone()),
                 serde_json::json!({
@@ -130,7 +186,12 @@ fn golden_cases_through_the_library() {
         total += seen.len();
         compare(&case.name, "library", &case.expected, &seen, &mut failures);
     }
-    assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     assert!(total >= 40, "only {total} callbacks compared");
 }
 
@@ -153,19 +214,50 @@ fn golden_cases_through_the_binary() {
             stdin.write_all(b"\n").expect("write");
         }
         let out = child.wait_with_output().expect("wait");
-        assert!(out.status.success(), "{}: exit {:?}: {}", case.name, out.status, String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}: exit {:?}: {}",
+            case.name,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!stderr.contains("\"line\""), "{}: rejected: {stderr}", case.name);
+        assert!(
+            !stderr.contains("\"line\""),
+            "{}: rejected: {stderr}",
+            case.name
+        );
         let mut seen = Seen::new();
         for line in String::from_utf8(out.stdout).expect("utf-8").lines() {
             let v: Value = serde_json::from_str(line).expect("each stdout line is JSON");
-            let keys: Vec<&str> = v.as_object().expect("object").keys().map(String::as_str).collect();
+            let keys: Vec<&str> = v
+                .as_object()
+                .expect("object")
+                .keys()
+                .map(String::as_str)
+                .collect();
             let mut sorted = keys.clone();
             sorted.sort_unstable();
-            assert_eq!(sorted, ["body", "clientId", "headers", "method", "targetId", "url"], "{}: line fields", case.name);
-            seen.insert((v["clientId"].as_str().expect("clientId").into(), v["targetId"].as_str().expect("targetId").into()), v);
+            assert_eq!(
+                sorted,
+                ["body", "clientId", "headers", "method", "targetId", "url"],
+                "{}: line fields",
+                case.name
+            );
+            seen.insert(
+                (
+                    v["clientId"].as_str().expect("clientId").into(),
+                    v["targetId"].as_str().expect("targetId").into(),
+                ),
+                v,
+            );
         }
         compare(&case.name, "binary", &case.expected, &seen, &mut failures);
     }
-    assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -15,30 +15,67 @@ use serde_json::{json, Value};
 /// to exactly the same string; a value outside the enum is refused.
 fn roundtrip<T: DeserializeOwned + Serialize + std::fmt::Display>(def: &str) -> usize {
     let defs = schema_file("defs.schema.json");
-    let values = defs["$defs"][def]["enum"].as_array().unwrap_or_else(|| panic!("{def} has an enum"));
+    let values = defs["$defs"][def]["enum"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{def} has an enum"));
     assert!(!values.is_empty());
     for v in values {
         let s = v.as_str().expect("string enum");
-        let parsed: T = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{def}: {s}: {e}"));
+        let parsed: T =
+            serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("{def}: {s}: {e}"));
         assert_eq!(parsed.to_string(), s, "{def}: Display");
-        assert_eq!(serde_json::to_value(&parsed).expect("serialize"), *v, "{def}: serialize");
+        assert_eq!(
+            serde_json::to_value(&parsed).expect("serialize"),
+            *v,
+            "{def}: serialize"
+        );
     }
-    assert!(serde_json::from_value::<T>(json!("NOT_A_VALUE")).is_err(), "{def} accepts an unknown value");
+    assert!(
+        serde_json::from_value::<T>(json!("NOT_A_VALUE")).is_err(),
+        "{def} accepts an unknown value"
+    );
     values.len()
 }
 
 #[test]
 fn every_enum_round_trips_its_wire_strings() {
     let covered: Vec<(&str, usize)> = vec![
-        ("MessageStatus", roundtrip::<types::MessageStatus>("MessageStatus")),
-        ("MessageStatusLower", roundtrip::<types::MessageStatusLower>("MessageStatusLower")),
-        ("ChannelStatus", roundtrip::<types::ChannelStatus>("ChannelStatus")),
-        ("ChannelStatusLower", roundtrip::<types::ChannelStatusLower>("ChannelStatusLower")),
-        ("ChannelType", roundtrip::<types::ChannelType>("ChannelType")),
-        ("ChannelTypeLower", roundtrip::<types::ChannelTypeLower>("ChannelTypeLower")),
-        ("SupplierStatusUpper", roundtrip::<types::SupplierStatusUpper>("SupplierStatusUpper")),
-        ("SupplierStatusLower", roundtrip::<types::SupplierStatusLower>("SupplierStatusLower")),
-        ("CascadeType", roundtrip::<types::CascadeType>("CascadeType")),
+        (
+            "MessageStatus",
+            roundtrip::<types::MessageStatus>("MessageStatus"),
+        ),
+        (
+            "MessageStatusLower",
+            roundtrip::<types::MessageStatusLower>("MessageStatusLower"),
+        ),
+        (
+            "ChannelStatus",
+            roundtrip::<types::ChannelStatus>("ChannelStatus"),
+        ),
+        (
+            "ChannelStatusLower",
+            roundtrip::<types::ChannelStatusLower>("ChannelStatusLower"),
+        ),
+        (
+            "ChannelType",
+            roundtrip::<types::ChannelType>("ChannelType"),
+        ),
+        (
+            "ChannelTypeLower",
+            roundtrip::<types::ChannelTypeLower>("ChannelTypeLower"),
+        ),
+        (
+            "SupplierStatusUpper",
+            roundtrip::<types::SupplierStatusUpper>("SupplierStatusUpper"),
+        ),
+        (
+            "SupplierStatusLower",
+            roundtrip::<types::SupplierStatusLower>("SupplierStatusLower"),
+        ),
+        (
+            "CascadeType",
+            roundtrip::<types::CascadeType>("CascadeType"),
+        ),
     ];
     // The lists, as producers send them.
     assert_eq!(covered[0].1, 6);
@@ -96,8 +133,14 @@ fn required(schema: &str) -> Vec<String> {
 #[test]
 fn every_required_field_absence_is_named() {
     let cases = [
-        (message_event("e-1", "client-a", "DELIVERED"), "message-status-data.v1.schema.json"),
-        (channel_event("e-2", "client-a", "DELIVERED", "read"), "channel-status-data.v1.schema.json"),
+        (
+            message_event("e-1", "client-a", "DELIVERED"),
+            "message-status-data.v1.schema.json",
+        ),
+        (
+            channel_event("e-2", "client-a", "DELIVERED", "read"),
+            "channel-status-data.v1.schema.json",
+        ),
     ];
     for (event, data_schema) in cases {
         assert!(errors(event.clone()).is_empty(), "sample is valid");
@@ -108,11 +151,17 @@ fn every_required_field_absence_is_named() {
             e["data"].as_object_mut().expect("data").remove(field);
             let errs = errors(e.clone());
             let pointer = format!("/data/{field}");
-            assert!(errs.iter().any(|(p, r)| *p == pointer && r.contains("required")), "{pointer}: {errs:?}");
+            assert!(
+                errs.iter()
+                    .any(|(p, r)| *p == pointer && r.contains("required")),
+                "{pointer}: {errs:?}"
+            );
             // The generated type agrees: it cannot be built without the field.
             let data = e["data"].clone();
             let typed = match data_schema {
-                "message-status-data.v1.schema.json" => serde_json::from_value::<types::MessageStatusData>(data).is_ok(),
+                "message-status-data.v1.schema.json" => {
+                    serde_json::from_value::<types::MessageStatusData>(data).is_ok()
+                }
                 _ => serde_json::from_value::<types::ChannelStatusData>(data).is_ok(),
             };
             assert!(!typed, "generated type accepted data without {field}");
@@ -122,7 +171,10 @@ fn every_required_field_absence_is_named() {
             e.as_object_mut().expect("event").remove(&field);
             let errs = errors(e);
             let pointer = format!("/{field}");
-            assert!(errs.iter().any(|(p, _)| *p == pointer), "{pointer}: {errs:?}");
+            assert!(
+                errs.iter().any(|(p, _)| *p == pointer),
+                "{pointer}: {errs:?}"
+            );
         }
     }
 }
@@ -136,30 +188,82 @@ fn invalid_corpus() -> Vec<(Value, &'static str)> {
         v
     };
     vec![
-        (set(m(), "/data/messageStatus", json!("ARCHIVED")), "/data/messageStatus"),
-        (set(m(), "/data/messageStatus", json!("delivered")), "/data/messageStatus"),
-        (set(m(), "/data/previousMessageStatus", json!("GONE")), "/data/previousMessageStatus"),
-        (set(m(), "/data/channels", json!("NHSAPP")), "/data/channels"),
-        (set(m(), "/data/channels", json!([{"type": "PIGEON", "channelStatus": "DELIVERED"}])), "/data/channels/0/type"),
-        (set(m(), "/data/channels", json!([{"type": "SMS"}])), "/data/channels/0/channelStatus"),
-        (set(m(), "/data/messageId", json!("short")), "/data/messageId"),
-        (set(m(), "/data/messageId", json!("2WL3qFTEFM0qMY8xjRbt1LIKC/M")), "/data/messageId"),
-        (set(m(), "/data/timestamp", json!("yesterday")), "/data/timestamp"),
-        (set(m(), "/data/routingPlan", json!({"id": "", "name": ""})), "/data/routingPlan/version"),
+        (
+            set(m(), "/data/messageStatus", json!("ARCHIVED")),
+            "/data/messageStatus",
+        ),
+        (
+            set(m(), "/data/messageStatus", json!("delivered")),
+            "/data/messageStatus",
+        ),
+        (
+            set(m(), "/data/previousMessageStatus", json!("GONE")),
+            "/data/previousMessageStatus",
+        ),
+        (
+            set(m(), "/data/channels", json!("NHSAPP")),
+            "/data/channels",
+        ),
+        (
+            set(
+                m(),
+                "/data/channels",
+                json!([{"type": "PIGEON", "channelStatus": "DELIVERED"}]),
+            ),
+            "/data/channels/0/type",
+        ),
+        (
+            set(m(), "/data/channels", json!([{"type": "SMS"}])),
+            "/data/channels/0/channelStatus",
+        ),
+        (
+            set(m(), "/data/messageId", json!("short")),
+            "/data/messageId",
+        ),
+        (
+            set(m(), "/data/messageId", json!("2WL3qFTEFM0qMY8xjRbt1LIKC/M")),
+            "/data/messageId",
+        ),
+        (
+            set(m(), "/data/timestamp", json!("yesterday")),
+            "/data/timestamp",
+        ),
+        (
+            set(m(), "/data/routingPlan", json!({"id": "", "name": ""})),
+            "/data/routingPlan/version",
+        ),
         (set(m(), "/data/clientId", json!("")), "/data/clientId"),
         (set(m(), "/data/clientId", json!(42)), "/data/clientId"),
-        (set(c(), "/data/cascadeOrder", json!(0)), "/data/cascadeOrder"),
-        (set(c(), "/data/cascadeOrder", json!("1")), "/data/cascadeOrder"),
+        (
+            set(c(), "/data/cascadeOrder", json!(0)),
+            "/data/cascadeOrder",
+        ),
+        (
+            set(c(), "/data/cascadeOrder", json!("1")),
+            "/data/cascadeOrder",
+        ),
         (set(c(), "/data/retryCount", json!(-1)), "/data/retryCount"),
-        (set(c(), "/data/cascadeType", json!("tertiary")), "/data/cascadeType"),
+        (
+            set(c(), "/data/cascadeType", json!("tertiary")),
+            "/data/cascadeType",
+        ),
         (set(c(), "/data/channel", json!("nhsapp")), "/data/channel"),
-        (set(c(), "/data/channelStatus", json!("LOST")), "/data/channelStatus"),
-        (set(c(), "/data/supplierStatus", json!("Read")), "/data/supplierStatus"),
+        (
+            set(c(), "/data/channelStatus", json!("LOST")),
+            "/data/channelStatus",
+        ),
+        (
+            set(c(), "/data/supplierStatus", json!("Read")),
+            "/data/supplierStatus",
+        ),
         (set(c(), "/specversion", json!("0.3")), "/specversion"),
         (set(c(), "/id", json!("")), "/id"),
         (set(c(), "/source", json!("/has space")), "/source"),
         (set(c(), "/time", json!(17)), "/time"),
-        (set(m(), "/traceparent", json!("not-a-traceparent")), "/traceparent"),
+        (
+            set(m(), "/traceparent", json!("not-a-traceparent")),
+            "/traceparent",
+        ),
     ]
 }
 
@@ -167,17 +271,33 @@ fn invalid_corpus() -> Vec<(Value, &'static str)> {
 fn generated_types_and_validator_agree_on_invalid_events() {
     for (event, pointer) in invalid_corpus() {
         let errs = errors(event.clone());
-        assert!(errs.iter().any(|(p, _)| p == pointer), "expected an error at {pointer}, got {errs:?}");
+        assert!(
+            errs.iter().any(|(p, _)| p == pointer),
+            "expected an error at {pointer}, got {errs:?}"
+        );
         // Deserializing straight into the generated types (no validator) refuses it too.
-        let kind = Schemas::get().event_kind(event["type"].as_str().expect("type")).expect("known");
+        let kind = Schemas::get()
+            .event_kind(event["type"].as_str().expect("type"))
+            .expect("known");
         let mut envelope = event.clone();
-        let data = envelope.as_object_mut().expect("obj").insert("data".into(), json!({})).expect("data");
+        let data = envelope
+            .as_object_mut()
+            .expect("obj")
+            .insert("data".into(), json!({}))
+            .expect("data");
         let envelope_ok = serde_json::from_value::<types::CloudEvent>(envelope).is_ok();
         let data_ok = match kind {
-            EventKind::MessageStatus => serde_json::from_value::<types::MessageStatusData>(data).is_ok(),
-            EventKind::ChannelStatus => serde_json::from_value::<types::ChannelStatusData>(data).is_ok(),
+            EventKind::MessageStatus => {
+                serde_json::from_value::<types::MessageStatusData>(data).is_ok()
+            }
+            EventKind::ChannelStatus => {
+                serde_json::from_value::<types::ChannelStatusData>(data).is_ok()
+            }
         };
-        assert!(!(envelope_ok && data_ok), "generated types accepted the event invalid at {pointer}");
+        assert!(
+            !(envelope_ok && data_ok),
+            "generated types accepted the event invalid at {pointer}"
+        );
     }
 }
 
@@ -189,7 +309,10 @@ fn generated_types_and_validator_agree_on_valid_events() {
     // Optional fields absent, empty routing plan strings, empty channels, extension attributes,
     // the client-callbacks namespace, lower-case supplier statuses.
     let mut v = m.clone();
-    v["data"].as_object_mut().expect("data").remove("previousMessageStatus");
+    v["data"]
+        .as_object_mut()
+        .expect("data")
+        .remove("previousMessageStatus");
     v["data"]["channels"] = json!([]);
     v["data"]["routingPlan"] = json!({"id": "", "name": "", "version": "", "createdDate": ""});
     v["data"]["messageStatusDescription"] = json!("");
@@ -205,7 +328,14 @@ fn generated_types_and_validator_agree_on_valid_events() {
     v["data"]["channelFailureReasonCode"] = json!("CFR_PDSV_0002");
     v["type"] = json!("uk.nhs.notify.client-callbacks.channel.status.PUBLISHED.v1");
     variants.push(v);
-    for status in ["CREATED", "PENDING_ENRICHMENT", "ENRICHED", "SENDING", "DELIVERED", "FAILED"] {
+    for status in [
+        "CREATED",
+        "PENDING_ENRICHMENT",
+        "ENRICHED",
+        "SENDING",
+        "DELIVERED",
+        "FAILED",
+    ] {
         variants.push(message_event("e-s", "client-a", status));
     }
     for event in variants {
@@ -244,7 +374,11 @@ fn registry_lists_the_four_accepted_types_with_existing_schemas() {
         ]
     );
     for e in &reg {
-        assert!(callbacks::schema::files::get(&e.data_schema).is_some(), "{}", e.data_schema);
+        assert!(
+            callbacks::schema::files::get(&e.data_schema).is_some(),
+            "{}",
+            e.data_schema
+        );
     }
     assert_eq!(Schemas::get().event_types().len(), 4);
 }
@@ -254,11 +388,18 @@ fn config_errors_mask_secret_values() {
     let mut cfg = client_config("client-a", "https://example.invalid/cb");
     cfg["targets"][0]["apiKey"]["headerValue"] = json!(12345);
     cfg["targets"][0]["apiKey"]["extra"] = json!("super-secret-value");
-    let err = callbacks::config::parse_client("a.json", &serde_json::to_vec(&cfg).expect("json"), &Default::default())
-        .expect_err("invalid");
+    let err = callbacks::config::parse_client(
+        "a.json",
+        &serde_json::to_vec(&cfg).expect("json"),
+        &Default::default(),
+    )
+    .expect_err("invalid");
     let text = err.to_string();
     assert!(text.contains("/targets/0/apiKey"), "{text}");
-    assert!(!text.contains("super-secret-value") && !text.contains("12345"), "{text}");
+    assert!(
+        !text.contains("super-secret-value") && !text.contains("12345"),
+        "{text}"
+    );
 }
 
 fn patterns(v: &Value, out: &mut Vec<String>) {

@@ -21,12 +21,21 @@ fn copy_dir(from: &Path, to: &Path) {
 
 fn check(dir: &Path, target_dir: &Path) -> (bool, String) {
     let out = Command::new(env!("CARGO"))
-        .args(["check", "--lib", "--no-default-features", "--offline", "--quiet"])
+        .args([
+            "check",
+            "--lib",
+            "--no-default-features",
+            "--offline",
+            "--quiet",
+        ])
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", target_dir)
         .output()
         .expect("run cargo");
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -53,7 +62,10 @@ fn a_schema_edit_regenerates_the_types() {
 
     let (ok, stderr) = check(&krate, &target_dir);
     assert!(!ok, "the probe compiled before the schema had the field");
-    assert!(stderr.contains("supplier_reference"), "unexpected failure: {stderr}");
+    assert!(
+        stderr.contains("supplier_reference"),
+        "unexpected failure: {stderr}"
+    );
 
     let schema_path = krate.join("schemas/message-status-data.v1.schema.json");
     let text = std::fs::read_to_string(&schema_path).expect("schema");
@@ -66,5 +78,8 @@ fn a_schema_edit_regenerates_the_types() {
     std::fs::write(&schema_path, edited).expect("write schema");
 
     let (ok, stderr) = check(&krate, &target_dir);
-    assert!(ok, "the crate did not build after the schema edit: {stderr}");
+    assert!(
+        ok,
+        "the crate did not build after the schema edit: {stderr}"
+    );
 }

@@ -64,8 +64,13 @@ fn main() -> ExitCode {
 }
 
 fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    tracing_subscriber::fmt().json().with_env_filter(filter).with_writer(io::stderr).init();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .init();
 }
 
 fn transform(dir: &std::path::Path, link_base: String) -> ExitCode {
@@ -80,9 +85,21 @@ fn transform(dir: &std::path::Path, link_base: String) -> ExitCode {
     let stdout = BufWriter::new(io::stdout().lock());
     let stderr = BufWriter::new(io::stderr().lock());
     let opts = CoreOptions { link_base };
-    match callbacks::stream::transform_stream(BufReader::new(stdin), stdout, stderr, &configs, &opts) {
+    match callbacks::stream::transform_stream(
+        BufReader::new(stdin),
+        stdout,
+        stderr,
+        &configs,
+        &opts,
+    ) {
         Ok(stats) => {
-            tracing::info!(lines = stats.lines, events = stats.events, rejected = stats.rejected, callbacks = stats.callbacks, "transform finished");
+            tracing::info!(
+                lines = stats.lines,
+                events = stats.events,
+                rejected = stats.rejected,
+                callbacks = stats.callbacks,
+                "transform finished"
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -95,7 +112,11 @@ fn transform(dir: &std::path::Path, link_base: String) -> ExitCode {
 fn validate_config(dir: &std::path::Path) -> ExitCode {
     match config::load_dir(dir) {
         Ok(set) => {
-            println!("{}: {} client configuration(s), all valid", dir.display(), set.len());
+            println!(
+                "{}: {} client configuration(s), all valid",
+                dir.display(),
+                set.len()
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

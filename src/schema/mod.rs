@@ -20,7 +20,10 @@ pub mod files {
 
     /// The text of one embedded schema file, by file name.
     pub fn get(name: &str) -> Option<&'static str> {
-        SCHEMA_FILES.iter().find(|(n, _)| *n == name).map(|(_, text)| *text)
+        SCHEMA_FILES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, text)| *text)
     }
 }
 
@@ -59,20 +62,16 @@ pub fn registry() -> Vec<RegistryEntry> {
 pub fn to_lower<U: std::fmt::Display, L: std::str::FromStr>(value: &U) -> Result<L, String> {
     let mut buf = WireBuf::default();
     let wire = buf.lower(value);
-    wire.parse::<L>().map_err(|_| format!("{wire:?} has no lower-case counterpart in the schemas"))
+    wire.parse::<L>()
+        .map_err(|_| format!("{wire:?} has no lower-case counterpart in the schemas"))
 }
 
 /// A small stack buffer for an enum's wire string (no allocation on the hot path).
+#[derive(Default)]
 pub struct WireBuf {
     buf: [u8; 32],
     len: usize,
     overflow: String,
-}
-
-impl Default for WireBuf {
-    fn default() -> Self {
-        WireBuf { buf: [0; 32], len: 0, overflow: String::new() }
-    }
 }
 
 impl std::fmt::Write for WireBuf {
@@ -82,7 +81,8 @@ impl std::fmt::Write for WireBuf {
             self.len += s.len();
         } else {
             if self.overflow.is_empty() {
-                self.overflow.push_str(std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default());
+                self.overflow
+                    .push_str(std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default());
             }
             self.overflow.push_str(s);
         }

@@ -17,7 +17,11 @@ pub struct FieldError {
 
 impl std::fmt::Display for FieldError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let at = if self.pointer.is_empty() { "/" } else { &self.pointer };
+        let at = if self.pointer.is_empty() {
+            "/"
+        } else {
+            &self.pointer
+        };
         write!(f, "{at}: {}", self.reason)
     }
 }
@@ -38,7 +42,9 @@ impl Schemas {
     /// The process-wide validators, compiled on first use.
     pub fn get() -> &'static Schemas {
         static SCHEMAS: OnceLock<Schemas> = OnceLock::new();
-        SCHEMAS.get_or_init(|| Schemas::compile().expect("embedded schemas compile (checked by tests)"))
+        SCHEMAS.get_or_init(|| {
+            Schemas::compile().expect("embedded schemas compile (checked by tests)")
+        })
     }
 
     /// Compiles every validator from the embedded schema files.
@@ -50,7 +56,9 @@ impl Schemas {
                 .add(format!("{}{name}", files::BASE_URI), doc)
                 .map_err(|e| format!("{name}: {e}"))?;
         }
-        let reg = builder.prepare().map_err(|e| format!("schema registry: {e}"))?;
+        let reg = builder
+            .prepare()
+            .map_err(|e| format!("schema registry: {e}"))?;
         let build = |schema: Value| -> Result<Validator, String> {
             jsonschema::options()
                 .with_registry(&reg)
@@ -104,7 +112,10 @@ impl Schemas {
         let Some(event_type) = event.get("type").and_then(Value::as_str) else {
             let mut errs = collect(&self.envelope, event, false);
             if errs.is_empty() {
-                errs.push(FieldError { pointer: "/type".into(), reason: "is required".into() });
+                errs.push(FieldError {
+                    pointer: "/type".into(),
+                    reason: "is required".into(),
+                });
             }
             return Err(errs);
         };
@@ -116,7 +127,11 @@ impl Schemas {
                     self.event_types().join(", ")
                 ),
             }];
-            errs.extend(collect(&self.envelope, event, false).into_iter().filter(|e| e.pointer != "/type"));
+            errs.extend(
+                collect(&self.envelope, event, false)
+                    .into_iter()
+                    .filter(|e| e.pointer != "/type"),
+            );
             return Err(errs);
         };
         if validator.is_valid(event) {
@@ -156,7 +171,12 @@ fn collect(validator: &Validator, instance: &Value, mask: bool) -> Vec<FieldErro
         flatten(&e, mask, &mut out);
     }
     // `oneOf`/`allOf` can report one violation several times; keep each once, deepest first.
-    out.sort_by(|a, b| b.pointer.len().cmp(&a.pointer.len()).then_with(|| a.pointer.cmp(&b.pointer)));
+    out.sort_by(|a, b| {
+        b.pointer
+            .len()
+            .cmp(&a.pointer.len())
+            .then_with(|| a.pointer.cmp(&b.pointer))
+    });
     out.dedup();
     out.truncate(MAX_ERRORS);
     out
@@ -170,7 +190,11 @@ fn flatten(e: &jsonschema::ValidationError<'_>, mask: bool, out: &mut Vec<FieldE
     use jsonschema::error::ValidationErrorKind as K;
     match e.kind() {
         K::OneOfNotValid { context } | K::AnyOf { context } if !context.is_empty() => {
-            if let Some(best) = context.iter().filter(|b| !b.is_empty()).min_by_key(|b| b.len()) {
+            if let Some(best) = context
+                .iter()
+                .filter(|b| !b.is_empty())
+                .min_by_key(|b| b.len())
+            {
                 for sub in best {
                     flatten(sub, mask, out);
                 }
@@ -182,11 +206,21 @@ fn flatten(e: &jsonschema::ValidationError<'_>, mask: bool, out: &mut Vec<FieldE
             let name = property.as_str().unwrap_or_default();
             pointer.push('/');
             pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
-            out.push(FieldError { pointer, reason: "is required".into() });
+            out.push(FieldError {
+                pointer,
+                reason: "is required".into(),
+            });
             return;
         }
         _ => {}
     }
-    let reason = if mask { e.masked().to_string() } else { e.to_string() };
-    out.push(FieldError { pointer: e.instance_path().to_string(), reason });
+    let reason = if mask {
+        e.masked().to_string()
+    } else {
+        e.to_string()
+    };
+    out.push(FieldError {
+        pointer: e.instance_path().to_string(),
+        reason,
+    });
 }

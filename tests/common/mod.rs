@@ -68,7 +68,8 @@ pub fn client_config(client: &str, endpoint: &str) -> Value {
 }
 
 pub fn schema_file(name: &str) -> Value {
-    let text = callbacks::schema::files::get(name).unwrap_or_else(|| panic!("schema {name} is embedded"));
+    let text =
+        callbacks::schema::files::get(name).unwrap_or_else(|| panic!("schema {name} is embedded"));
     serde_json::from_str(text).expect("schema parses")
 }
 
@@ -77,7 +78,11 @@ pub fn config_dir(configs: &[Value]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     for c in configs {
         let name = c["clientId"].as_str().expect("clientId");
-        std::fs::write(dir.path().join(format!("{name}.json")), serde_json::to_vec_pretty(c).expect("json")).expect("write");
+        std::fs::write(
+            dir.path().join(format!("{name}.json")),
+            serde_json::to_vec_pretty(c).expect("json"),
+        )
+        .expect("write");
     }
     dir
 }
