@@ -113,6 +113,8 @@ impl RuntimeApi {
             )
             .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
             .route("/2018-06-01/runtime/init/error", post(init_error))
+            // Responses of a 10,000-record batch are larger than axum's default 2 MB limit.
+            .layer(axum::extract::DefaultBodyLimit::disable())
             .with_state(Arc::clone(&inner));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

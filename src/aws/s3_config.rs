@@ -23,7 +23,7 @@ use crate::config::{parse_application_ids, parse_client, ClientSettings, ConfigE
 use super::handler::{CacheUse, ConfigFault, ConfigLookup, ConfigSource};
 
 /// Where the configuration objects live and how long a cached one is trusted.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct S3ConfigSettings {
     pub bucket: String,
     /// Key prefix; an object is `{prefix}{clientId}.json`.
