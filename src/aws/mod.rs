@@ -4,11 +4,13 @@
 //!   and a [`handler::RejectSink`];
 //! - [`s3_config`]: client configuration from S3, cached with a TTL and ETag revalidation;
 //! - [`rejects`]: the rejected-events SQS queue;
-//! - [`emf`]: CloudWatch Embedded Metric Format lines.
+//! - [`emf`]: CloudWatch Embedded Metric Format lines;
+//! - [`delivery`]: the delivery Lambda (https delivery mode), `src/bin/delivery_lambda.rs`.
 //!
 //! The binary is `src/bin/transform_filter_lambda.rs` (`bootstrap` once packaged by
 //! `scripts/build-lambda.sh`).
 
+pub mod delivery;
 pub mod emf;
 pub mod handler;
 pub mod rejects;

@@ -91,6 +91,16 @@ fn read(what: &'static str, path: &PathBuf) -> Result<Vec<u8>, SenderError> {
 
 impl HttpSender {
     pub fn new(config: SenderConfig) -> Result<Self, SenderError> {
+        Self::with_extra_ca(config, None)
+    }
+
+    /// As [`HttpSender::new`], also trusting the CA bundle `extra_ca` (PEM) in addition to the
+    /// system roots (the AWS delivery Lambda's `EXTRA_CA_BUNDLE_FILE`; test CAs). An mTLS
+    /// `ca_pem` still replaces every other root.
+    pub fn with_extra_ca(
+        config: SenderConfig,
+        extra_ca: Option<&std::path::Path>,
+    ) -> Result<Self, SenderError> {
         let mut builder = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
@@ -118,6 +128,18 @@ impl HttpSender {
                         }
                     })?;
                 builder = builder.tls_certs_only(certs);
+            }
+        }
+        if let Some(ca) = extra_ca {
+            let only = config.mtls.as_ref().is_some_and(|m| m.ca_pem.is_some());
+            if !only {
+                let certs =
+                    reqwest::Certificate::from_pem_bundle(&read("CA", &ca.to_path_buf())?)
+                        .map_err(|e| SenderError::Tls {
+                            what: "CA bundle",
+                            reason: e.to_string(),
+                        })?;
+                builder = builder.tls_certs_merge(certs);
             }
         }
         let client = builder

@@ -1,0 +1,116 @@
+//! The delivery Lambda (`bootstrap` on `provided.al2023`): consumes a client's https-mode
+//! queue (SQS event source mapping with `ReportBatchItemFailures`) and delivers each callback
+//! with the engine of `callbacks serve`. See `callbacks::aws::delivery` for the behaviour.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context as _;
+use aws_config::BehaviorVersion;
+use lambda_runtime::{service_fn, LambdaEvent};
+use tracing_subscriber::EnvFilter;
+
+use callbacks::aws::delivery::sender::HttpSenders;
+use callbacks::aws::delivery::sqs::SqsQueue;
+use callbacks::aws::delivery::state::{DynamoState, LocalState};
+use callbacks::aws::delivery::{
+    BatchResponse, Delivery, DeliveryLambdaSettings, DeliveryOptions, DeliveryState, SqsEvent,
+};
+use callbacks::aws::s3_config::S3ConfigSource;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(false)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stdout)
+        .init();
+}
+
+/// Converts the runtime's wall-clock deadline into an [`Instant`].
+fn deadline_of(ctx: &lambda_runtime::Context) -> Option<Instant> {
+    let left = ctx.deadline().duration_since(SystemTime::now()).ok()?;
+    Some(Instant::now() + left)
+}
+
+async fn run<D: DeliveryState>(
+    app: Arc<Delivery<SqsQueue, HttpSenders, S3ConfigSource, D>>,
+    namespace: String,
+) -> anyhow::Result<()> {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
+        let app = Arc::clone(&app);
+        let namespace = namespace.clone();
+        async move {
+            let deadline = deadline_of(&event.context);
+            let result = app.handle(event.payload.records, deadline).await;
+            let ts = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            {
+                use std::io::Write;
+                let mut out = std::io::stdout().lock();
+                for doc in result.to_emf(&namespace, ts) {
+                    let _ = writeln!(out, "{doc}");
+                }
+            }
+            tracing::info!(
+                messages = result.fates.len(),
+                failures = result.response.batch_item_failures.len(),
+                duration_ms = result.duration.as_secs_f64() * 1000.0,
+                "batch processed"
+            );
+            Ok::<BatchResponse, lambda_runtime::Error>(result.response)
+        }
+    }))
+    .await
+    .map_err(|e| anyhow::anyhow!(e))
+    .context("the Lambda runtime stopped")
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_logging();
+    let settings = DeliveryLambdaSettings::from_env()?;
+    let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(settings.s3_force_path_style)
+            .build(),
+    );
+    let queue = SqsQueue::new(
+        aws_sdk_sqs::Client::new(&sdk),
+        settings.sqs_url_base.clone(),
+    );
+    let configs = Arc::new(S3ConfigSource::new(s3, settings.config.clone()));
+    let senders = HttpSenders::new(settings.extra_ca_file.clone());
+    let options = DeliveryOptions {
+        concurrency: settings.concurrency,
+    };
+    let namespace = settings.metrics_namespace.clone();
+    match &settings.state_table {
+        Some(table) => {
+            let state = DynamoState::new(aws_sdk_dynamodb::Client::new(&sdk), table.clone());
+            let app = Arc::new(Delivery::new(queue, senders, configs, state, options));
+            run(app, namespace).await
+        }
+        None => {
+            let app = Arc::new(Delivery::new(
+                queue,
+                senders,
+                configs,
+                LocalState::new(),
+                options,
+            ));
+            run(app, namespace).await
+        }
+    }
+}
