@@ -16,6 +16,11 @@ use callbacks::pipeline::CoreOptions;
 #[path = "callbacks/serve.rs"]
 mod serve;
 
+// `callbacks dlq list|replay --sqs-queue-url`: an https-mode client DLQ on SQS.
+#[cfg(all(feature = "local", feature = "aws"))]
+#[path = "callbacks/dlq_sqs.rs"]
+mod dlq_sqs;
+
 #[derive(Parser)]
 #[command(name = "callbacks", version, about = "NHS Notify client callbacks")]
 struct Cli {

@@ -46,8 +46,20 @@ pub enum DlqCommand {
     /// List dead-lettered callbacks: one line each (id, client, target, messageId, attempts,
     /// last outcome), or JSON with the full attempt history.
     List {
+        #[cfg_attr(not(feature = "aws"), arg(long, required = true))]
+        #[cfg_attr(
+            feature = "aws",
+            arg(
+                long,
+                required_unless_present = "sqs_queue_url",
+                conflicts_with = "sqs_queue_url"
+            )
+        )]
+        data_dir: Option<PathBuf>,
+        /// An https-mode client DLQ on SQS instead of a data directory (AWS).
+        #[cfg(feature = "aws")]
         #[arg(long)]
-        data_dir: PathBuf,
+        sqs_queue_url: Option<String>,
         /// Only this client's dead letters.
         #[arg(long)]
         client: Option<String>,
@@ -57,13 +69,34 @@ pub enum DlqCommand {
     },
     /// Re-queue dead-lettered callbacks (all, one client's, or one entry).
     Replay {
+        #[cfg_attr(not(feature = "aws"), arg(long, required = true))]
+        #[cfg_attr(
+            feature = "aws",
+            arg(
+                long,
+                required_unless_present = "sqs_queue_url",
+                conflicts_with = "sqs_queue_url"
+            )
+        )]
+        data_dir: Option<PathBuf>,
+        /// An https-mode client DLQ on SQS instead of a data directory (AWS).
+        #[cfg(feature = "aws")]
         #[arg(long)]
-        data_dir: PathBuf,
+        sqs_queue_url: Option<String>,
         #[arg(long)]
         client: Option<String>,
         /// The id of one entry (from `dlq list`).
         #[arg(long)]
         id: Option<i64>,
+        /// With --sqs-queue-url: the SQS message id of one entry (from `dlq list`).
+        #[cfg(feature = "aws")]
+        #[arg(long, requires = "sqs_queue_url")]
+        sqs_message_id: Option<String>,
+        /// With --sqs-queue-url: the queue to put entries back on (default: the entry's
+        /// sourceQueueUrl attribute, else the DLQ URL without its `-dlq` suffix).
+        #[cfg(feature = "aws")]
+        #[arg(long, requires = "sqs_queue_url")]
+        to_queue_url: Option<String>,
     },
 }
 
@@ -103,22 +136,32 @@ pub fn serve(args: ServeArgs) -> ExitCode {
 }
 
 pub fn dlq(command: DlqCommand) -> ExitCode {
+    #[cfg(feature = "aws")]
+    if let Some(code) = crate::dlq_sqs::dispatch(&command) {
+        return code;
+    }
     let result = match command {
         DlqCommand::List {
-            data_dir,
+            data_dir: Some(data_dir),
             client,
             json,
+            ..
         } => {
             let mut out = std::io::stdout().lock();
             dlq::list(&data_dir, client.as_deref(), json, &mut out).map(|_| ())
         }
         DlqCommand::Replay {
-            data_dir,
+            data_dir: Some(data_dir),
             client,
             id,
+            ..
         } => dlq::replay(&data_dir, client.as_deref(), id).map(|n| {
             println!("re-queued {n} callback(s)");
         }),
+        _ => {
+            eprintln!("error: --data-dir is required");
+            return ExitCode::from(2);
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
