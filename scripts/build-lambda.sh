@@ -2,6 +2,8 @@
 # Builds the transform-filter Lambda for the `provided.al2023` runtime and packages it:
 #   target/lambda/transform-filter/bootstrap      (the release binary, renamed)
 #   target/lambda/transform-filter/bootstrap.zip  (what Terraform deploys)
+# and the delivery Lambda (https delivery mode) the same way:
+#   target/lambda/delivery/bootstrap(.zip)        (from the `delivery-lambda` binary)
 #
 # ARCH=arm64 (default) or ARCH=x86_64; it must match the Terraform variable
 # `lambda_architecture` (default arm64). arm64 (Graviton) is the default because Lambda
@@ -56,10 +58,12 @@ else
 fi
 
 cargo build --release --locked --no-default-features --features aws \
-  --bin transform-filter-lambda --target "$TARGET"
+  --bin transform-filter-lambda --bin delivery-lambda --target "$TARGET"
 
+package() { # binary name, output directory
+local BIN_NAME="$1" OUT="$2"
 mkdir -p "$OUT"
-BIN="target/$TARGET/release/transform-filter-lambda"
+BIN="target/$TARGET/release/$BIN_NAME"
 cp "$BIN" "$OUT/bootstrap"
 # Drop DWARF (most of the size; the release profile keeps line tables for local profiling) but
 # keep the symbol table, so panics in CloudWatch still name functions.
@@ -87,3 +91,7 @@ with open(src, "rb") as f, zipfile.ZipFile(dst, "w") as z:
 PY
 
 echo "built $OUT/bootstrap.zip for $ARCH ($TARGET), glibc >= ${NEEDED:-?} required, $(stat -c %s "$OUT/bootstrap.zip") bytes"
+}
+
+package transform-filter-lambda "$OUT"
+package delivery-lambda target/lambda/delivery
