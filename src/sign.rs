@@ -15,7 +15,19 @@ pub fn signature(body: &[u8], application_id: &str, api_key: &str) -> String {
     let mut mac =
         <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC accepts keys of any length");
     mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
+    lower_hex(&mac.finalize().into_bytes())
+}
+
+/// Lowercase hex of a digest (table lookup; `hex::encode` goes through `char` iterators).
+fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 0x0f)]);
+    }
+    // Only ASCII digits were pushed.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Checks a signature in constant time (for receivers and tests).
@@ -39,7 +51,7 @@ pub fn idempotency_key(source: &str, id: &str) -> String {
     h.update(source.as_bytes());
     h.update(b"\n");
     h.update(id.as_bytes());
-    hex::encode(h.finalize())
+    lower_hex(&h.finalize())
 }
 
 #[cfg(test)]
