@@ -8,6 +8,7 @@ locals {
       CONFIG_CACHE_TTL_SECONDS = tostring(var.config_cache_ttl_seconds)
       RUST_LOG                 = var.rust_log
       METRICS_NAMESPACE        = var.metrics_namespace
+      DELIVERY_STATE_TABLE     = aws_dynamodb_table.state.name
     },
     var.application_id_map_key == null ? {} : { APPLICATION_ID_MAP_KEY = var.application_id_map_key },
     var.environment_variables,
@@ -17,6 +18,36 @@ locals {
     ["${var.config_bucket_arn}/${var.config_prefix}*"],
     var.application_id_map_key == null ? [] : ["${var.config_bucket_arn}/${var.application_id_map_key}"],
   )
+}
+
+# Shared delivery state (src/aws/delivery/state.rs): one item per target's circuit breaker,
+# changed only with conditional writes on its version, and one attempt-history item per SQS
+# message being retried (removed on delivery or dead-lettering, expired by TTL otherwise).
+resource "aws_dynamodb_table" "state" {
+  name         = "${local.function_name}-state"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "pk"
+
+  attribute {
+    name = "pk"
+    type = "S"
+  }
+
+  ttl {
+    attribute_name = "expiresAt"
+    enabled        = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  tags = var.tags
 }
 
 resource "aws_cloudwatch_log_group" "lambda" {
@@ -79,6 +110,12 @@ data "aws_iam_policy_document" "this" {
       actions   = ["sqs:SendMessage"]
       resources = var.client_dlq_arns
     }
+  }
+
+  statement {
+    sid       = "SharedDeliveryState"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"]
+    resources = [aws_dynamodb_table.state.arn]
   }
 
   statement {

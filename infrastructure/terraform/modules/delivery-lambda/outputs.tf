@@ -18,3 +18,8 @@ output "log_group_name" {
   description = "Log group of the delivery Lambda."
   value       = aws_cloudwatch_log_group.lambda.name
 }
+
+output "state_table_name" {
+  description = "DynamoDB table of the shared delivery state (circuit breakers, attempt histories)."
+  value       = aws_dynamodb_table.state.name
+}
