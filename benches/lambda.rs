@@ -12,7 +12,8 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use serde_json::{json, Value};
 
 use callbacks::aws::handler::{
-    self, CacheUse, ConfigFault, ConfigLookup, ConfigSource, RejectFault, RejectSink, RejectedRecord, SqsRecord,
+    self, CacheUse, ConfigFault, ConfigLookup, ConfigSource, RejectFault, RejectSink,
+    RejectedRecord, SqsRecord,
 };
 use callbacks::config::{parse_client, ClientSettings};
 use callbacks::pipeline::CoreOptions;
@@ -21,7 +22,10 @@ struct Configs(HashMap<String, Arc<ClientSettings>>);
 
 impl ConfigSource for Configs {
     async fn client(&self, client_id: &str) -> Result<ConfigLookup, ConfigFault> {
-        Ok(ConfigLookup { settings: self.0.get(client_id).cloned(), cache: CacheUse::Hit })
+        Ok(ConfigLookup {
+            settings: self.0.get(client_id).cloned(),
+            cache: CacheUse::Hit,
+        })
     }
 }
 
@@ -36,6 +40,13 @@ impl RejectSink for NoRejects {
 fn configs() -> Arc<Configs> {
     let mut m = HashMap::new();
     for c in 0..10 {
+        let targets: Vec<Value> = (0..2)
+            .map(|t| {
+                json!({"targetId": format!("t{t}"), "type": "API",
+                "invocationEndpoint": format!("https://client-{c}.example/cb/{t}"), "invocationMethod": "POST",
+                "invocationRateLimit": 50, "apiKey": {"headerName": "x-api-key", "headerValue": format!("key-{c}-{t}")}})
+            })
+            .collect();
         let doc = json!({
             "clientId": format!("client-{c}"), "applicationId": format!("app-{c}"),
             "subscriptions": [
@@ -44,12 +55,10 @@ fn configs() -> Arc<Configs> {
                 {"subscriptionId": "s-chan", "subscriptionType": "ChannelStatus", "channelType": "NHSAPP",
                  "channelStatuses": ["DELIVERED"], "supplierStatuses": ["read"], "targetIds": ["t0"]}
             ],
-            "targets": (0..2).map(|t| json!({"targetId": format!("t{t}"), "type": "API",
-                "invocationEndpoint": format!("https://client-{c}.example/cb/{t}"), "invocationMethod": "POST",
-                "invocationRateLimit": 50, "apiKey": {"headerName": "x-api-key", "headerValue": format!("key-{c}-{t}")}}))
-                .collect::<Vec<_>>()
+            "targets": targets
         });
-        let s = parse_client("bench", doc.to_string().as_bytes(), &HashMap::new()).expect("valid config");
+        let s = parse_client("bench", doc.to_string().as_bytes(), &HashMap::new())
+            .expect("valid config");
         m.insert(format!("client-{c}"), Arc::new(s));
     }
     Arc::new(Configs(m))
@@ -61,6 +70,7 @@ fn batch(n: usize) -> Vec<u8> {
         .map(|i| {
             let client = format!("client-{}", i % 10);
             let id = format!("9b1a0c9e-0000-4000-8000-{i:012}");
+            let status = ["DELIVERED", "FAILED", "SENDING"][i % 3];
             let event = if i % 5 < 3 {
                 json!({"specversion": "1.0", "id": id, "source": "/data-plane/client-callbacks/nhs-notify-prod/core",
                     "type": "uk.nhs.notify.message.status.PUBLISHED.v1", "time": "2025-11-03T09:12:44.018Z",
@@ -68,7 +78,7 @@ fn batch(n: usize) -> Vec<u8> {
                     "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
                     "data": {"clientId": client, "messageId": "2WL3qFTEFM0qMY8xjRbt1LIKCzM",
                         "messageReference": "1642109b-69eb-447f-8f97-ab70a74f5db4",
-                        "messageStatus": ["DELIVERED", "FAILED", "SENDING"][i % 3], "previousMessageStatus": "SENDING",
+                        "messageStatus": status, "previousMessageStatus": "SENDING",
                         "channels": [{"type": "NHSAPP", "channelStatus": "DELIVERED"}],
                         "timestamp": "2025-11-03T09:12:44.018Z",
                         "routingPlan": {"id": "b838b13c-f98c-4def-93f0-515d4e4f4ee1", "name": "Plan Abc",
@@ -90,7 +100,10 @@ fn batch(n: usize) -> Vec<u8> {
 }
 
 fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let configs = configs();
     let opts = CoreOptions::default();
     let input = batch(10_000);
@@ -102,7 +115,9 @@ fn bench(c: &mut Criterion) {
             || input.clone(),
             |bytes| {
                 let records: Vec<SqsRecord> = serde_json::from_slice(&bytes).expect("records");
-                let out = rt.block_on(handler::handle(records, &configs, &NoRejects, &opts)).expect("ok");
+                let out = rt
+                    .block_on(handler::handle(records, &configs, &NoRejects, &opts))
+                    .expect("ok");
                 serde_json::to_vec(&out.output).expect("output").len()
             },
             BatchSize::LargeInput,
