@@ -133,12 +133,11 @@ impl HttpSender {
         if let Some(ca) = extra_ca {
             let only = config.mtls.as_ref().is_some_and(|m| m.ca_pem.is_some());
             if !only {
-                let certs =
-                    reqwest::Certificate::from_pem_bundle(&read("CA", &ca.to_path_buf())?)
-                        .map_err(|e| SenderError::Tls {
-                            what: "CA bundle",
-                            reason: e.to_string(),
-                        })?;
+                let certs = reqwest::Certificate::from_pem_bundle(&read("CA", &ca.to_path_buf())?)
+                    .map_err(|e| SenderError::Tls {
+                        what: "CA bundle",
+                        reason: e.to_string(),
+                    })?;
                 builder = builder.tls_certs_merge(certs);
             }
         }
