@@ -159,8 +159,8 @@ variable "batch_size" {
   default     = 10
 
   validation {
-    condition     = var.batch_size >= 1 && var.batch_size <= 10000
-    error_message = "batch_size must be between 1 and 10000."
+    condition     = var.batch_size >= 1 && var.batch_size <= 2000
+    error_message = "batch_size must be between 1 and 2000: the enrichment Lambda's response (about 1.2 KB per callback) must stay under the 6 MB synchronous response limit."
   }
 }
 
