@@ -47,7 +47,8 @@ fn a_schema_edit_regenerates_the_types() {
         std::fs::create_dir_all(&krate).expect("mkdir");
         std::fs::copy(root.join(f), krate.join(f)).expect("copy");
     }
-    for d in ["src", "schemas", "benches"] {
+    // Every directory a manifest target may live in (explicit [[bin]], [[example]], [[bench]]).
+    for d in ["src", "schemas", "benches", "examples", "tests"] {
         copy_dir(&root.join(d), &krate.join(d));
     }
     // A probe that reads a field the schema does not have.
