@@ -128,48 +128,72 @@ pub fn parse_event(bytes: &[u8]) -> Result<InboundEvent, Rejected> {
 
 /// Validates and deserializes an already-parsed event.
 pub fn from_value(mut value: Value) -> Result<InboundEvent, Rejected> {
-    let event_id = value.get("id").and_then(Value::as_str).map(str::to_owned);
-    let reject = |error| Rejected {
-        event_id: event_id.clone(),
-        error,
-    };
+    // The id is read only when the event is rejected (no allocation on the accepted path).
+    let id_of = |v: &Value| v.get("id").and_then(Value::as_str).map(str::to_owned);
     if !value.is_object() {
-        return Err(reject(EventError::NotAnObject));
+        return Err(Rejected {
+            event_id: None,
+            error: EventError::NotAnObject,
+        });
     }
     let kind = Schemas::get()
         .validate_event(&value)
-        .map_err(|e| reject(EventError::Invalid(e)))?;
+        .map_err(|e| Rejected {
+            event_id: id_of(&value),
+            error: EventError::Invalid(e),
+        })?;
     // After validation these cannot fail unless the generated types and the validator disagree;
     // report that as a validation error rather than panicking.
-    let shape = |pointer: &str, e: String| {
-        reject(EventError::Invalid(vec![FieldError {
+    let shape = |event_id: Option<&String>, pointer: &str, reason: String| Rejected {
+        event_id: event_id.cloned(),
+        error: EventError::Invalid(vec![FieldError {
             pointer: pointer.into(),
-            reason: e,
-        }]))
+            reason,
+        }]),
     };
     let Some(obj) = value.as_object_mut() else {
-        return Err(reject(EventError::NotAnObject));
+        return Err(shape(None, "", "must be a JSON object".into()));
     };
     let mut take = |name: &str| match obj.remove(name) {
         Some(Value::String(s)) => Some(s),
         _ => None,
     };
-    let meta = EventMeta {
-        id: take("id").ok_or_else(|| shape("/id", "is required".into()))?,
-        source: take("source").ok_or_else(|| shape("/source", "is required".into()))?,
-        event_type: take("type").ok_or_else(|| shape("/type", "is required".into()))?,
-        time: take("time").ok_or_else(|| shape("/time", "is required".into()))?,
-        traceparent: take("traceparent"),
-    };
+    let (id, source, event_type, time, traceparent) = (
+        take("id"),
+        take("source"),
+        take("type"),
+        take("time"),
+        take("traceparent"),
+    );
     let data = obj.remove("data").unwrap_or(Value::Null);
-    let shape = |pointer: &str, e: serde_json::Error| shape(pointer, e.to_string());
-    let data = match kind {
-        EventKind::MessageStatus => {
-            EventData::MessageStatus(serde_json::from_value(data).map_err(|e| shape("/data", e))?)
-        }
-        EventKind::ChannelStatus => {
-            EventData::ChannelStatus(serde_json::from_value(data).map_err(|e| shape("/data", e))?)
-        }
+    if id.is_none() || source.is_none() || event_type.is_none() || time.is_none() {
+        return Err(shape(
+            id.as_ref(),
+            "",
+            "id, source, type and time are required".into(),
+        ));
+    }
+    let (Some(id), Some(source), Some(event_type), Some(time)) = (id, source, event_type, time)
+    else {
+        return Err(shape(
+            None,
+            "",
+            "id, source, type and time are required".into(),
+        ));
     };
-    Ok(InboundEvent { meta, data })
+    let data = match kind {
+        EventKind::MessageStatus => serde_json::from_value(data).map(EventData::MessageStatus),
+        EventKind::ChannelStatus => serde_json::from_value(data).map(EventData::ChannelStatus),
+    }
+    .map_err(|e| shape(Some(&id), "/data", e.to_string()))?;
+    Ok(InboundEvent {
+        meta: EventMeta {
+            id,
+            source,
+            event_type,
+            time,
+            traceparent,
+        },
+        data,
+    })
 }
