@@ -19,6 +19,15 @@ use callbacks::pipeline::CoreOptions;
 
 const PREFIX: &str = "clients/";
 
+/// The configuration in force for a client (`None`: no subscriptions); a fault fails the test.
+async fn settings(
+    src: &S3ConfigSource,
+    client: &str,
+    what: &str,
+) -> Option<Arc<callbacks::config::ClientSettings>> {
+    src.client(client).await.expect(what).settings
+}
+
 async fn source(bucket: &str, ttl: Duration, map_key: Option<&str>) -> S3ConfigSource {
     S3ConfigSource::new(
         s3_client(&moto().endpoint).await,
@@ -70,11 +79,8 @@ async fn config_is_loaded_cached_and_revalidated_by_etag() {
     let mut changed = client_config("client-a");
     changed["subscriptions"][0]["messageStatuses"] = json!(["FAILED"]);
     put_object(&s3, &bucket, &key("client-a"), changed.to_string()).await;
-    let after = src
-        .client("client-a")
+    let after = settings(&src, "client-a", "reload")
         .await
-        .expect("reload")
-        .settings
         .expect("configured");
     assert!(!Arc::ptr_eq(&first, &after));
     assert_eq!(statuses(&after)[0]["messageStatuses"], json!(["FAILED"]));
@@ -95,11 +101,8 @@ async fn a_missing_object_means_no_subscriptions_until_it_appears() {
     let bucket = unique("cfg");
     create_bucket(&s3, &bucket).await;
     let src = source(&bucket, Duration::ZERO, None).await;
-    assert!(src
-        .client("client-a")
+    assert!(settings(&src, "client-a", "missing is not a fault")
         .await
-        .expect("missing is not a fault")
-        .settings
         .is_none());
     put_object(
         &s3,
@@ -108,12 +111,7 @@ async fn a_missing_object_means_no_subscriptions_until_it_appears() {
         client_config("client-a").to_string(),
     )
     .await;
-    assert!(src
-        .client("client-a")
-        .await
-        .expect("load")
-        .settings
-        .is_some());
+    assert!(settings(&src, "client-a", "load").await.is_some());
     s3.delete_object()
         .bucket(&bucket)
         .key(key("client-a"))
@@ -121,11 +119,7 @@ async fn a_missing_object_means_no_subscriptions_until_it_appears() {
         .await
         .expect("delete");
     assert!(
-        src.client("client-a")
-            .await
-            .expect("deleted")
-            .settings
-            .is_none(),
+        settings(&src, "client-a", "deleted").await.is_none(),
         "deleted: no subscriptions"
     );
 }
@@ -145,12 +139,7 @@ async fn an_invalid_object_is_ignored_and_the_last_good_version_stays_in_force()
         "{\"clientId\": \"client-b\"}",
     )
     .await;
-    assert!(src
-        .client("client-b")
-        .await
-        .expect("not a fault")
-        .settings
-        .is_none());
+    assert!(settings(&src, "client-b", "not a fault").await.is_none());
 
     put_object(
         &s3,
@@ -159,22 +148,14 @@ async fn an_invalid_object_is_ignored_and_the_last_good_version_stays_in_force()
         client_config("client-a").to_string(),
     )
     .await;
-    let good = src
-        .client("client-a")
+    let good = settings(&src, "client-a", "load")
         .await
-        .expect("load")
-        .settings
         .expect("configured");
     let mut bad = client_config("client-a");
     bad["subscriptions"][0]["targetIds"] = json!(["no-such-target"]);
     put_object(&s3, &bucket, &key("client-a"), bad.to_string()).await;
     for _ in 0..2 {
-        let kept = src
-            .client("client-a")
-            .await
-            .expect("kept")
-            .settings
-            .expect("last good");
+        let kept = settings(&src, "client-a", "kept").await.expect("last good");
         assert!(
             Arc::ptr_eq(&good, &kept),
             "the last good version stays in force"
@@ -188,12 +169,7 @@ async fn an_invalid_object_is_ignored_and_the_last_good_version_stays_in_force()
         client_config("client-z").to_string(),
     )
     .await;
-    let kept = src
-        .client("client-a")
-        .await
-        .expect("kept")
-        .settings
-        .expect("last good");
+    let kept = settings(&src, "client-a", "kept").await.expect("last good");
     assert!(Arc::ptr_eq(&good, &kept));
     // Fixed: the new version is used.
     put_object(
@@ -203,11 +179,8 @@ async fn an_invalid_object_is_ignored_and_the_last_good_version_stays_in_force()
         client_config("client-a").to_string(),
     )
     .await;
-    let fixed = src
-        .client("client-a")
+    let fixed = settings(&src, "client-a", "fixed")
         .await
-        .expect("fixed")
-        .settings
         .expect("configured");
     assert!(!Arc::ptr_eq(&good, &fixed));
 }
@@ -228,11 +201,8 @@ async fn application_ids_come_from_the_map_object_and_follow_its_changes() {
     )
     .await;
     let src = source(&bucket, Duration::ZERO, Some("application-ids.json")).await;
-    let s = src
-        .client("client-a")
+    let s = settings(&src, "client-a", "load")
         .await
-        .expect("load")
-        .settings
         .expect("configured");
     assert_eq!(s.application_id, "app-from-map");
     put_object(
@@ -242,11 +212,8 @@ async fn application_ids_come_from_the_map_object_and_follow_its_changes() {
         json!({"client-a": "app-2"}).to_string(),
     )
     .await;
-    let s = src
-        .client("client-a")
+    let s = settings(&src, "client-a", "reload")
         .await
-        .expect("reload")
-        .settings
         .expect("configured");
     assert_eq!(
         s.application_id, "app-2",
@@ -267,11 +234,8 @@ async fn s3_unreachable_is_a_fault_only_when_nothing_is_cached() {
     )
     .await;
     let src = source(&bucket, Duration::ZERO, None).await;
-    let good = src
-        .client("client-a")
+    let good = settings(&src, "client-a", "load")
         .await
-        .expect("load")
-        .settings
         .expect("configured");
 
     // The bucket disappears (NoSuchBucket is a fault, not a missing object).
@@ -286,11 +250,8 @@ async fn s3_unreachable_is_a_fault_only_when_nothing_is_cached() {
         .send()
         .await
         .expect("delete bucket");
-    let stale = src
-        .client("client-a")
+    let stale = settings(&src, "client-a", "cached copy used")
         .await
-        .expect("cached copy used")
-        .settings
         .expect("configured");
     assert!(Arc::ptr_eq(&good, &stale));
     let err = src.client("client-b").await.expect_err("nothing cached");
