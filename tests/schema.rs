@@ -3,7 +3,7 @@
 
 mod common;
 
-use callbacks::event::{from_value, EventData, EventError};
+use callbacks::event::{from_value, parse_fast, EventData, EventError};
 use callbacks::schema::types;
 use callbacks::schema::{registry, EventKind, Schemas};
 use common::*;
@@ -298,6 +298,12 @@ fn generated_types_and_validator_agree_on_invalid_events() {
             !(envelope_ok && data_ok),
             "generated types accepted the event invalid at {pointer}"
         );
+        // The accept fast path (borrowed parse + compiled schema) refuses it as well.
+        let bytes = serde_json::to_vec(&event).expect("json");
+        assert!(
+            parse_fast(&bytes).is_none(),
+            "the fast path accepted the event invalid at {pointer}"
+        );
     }
 }
 
@@ -347,6 +353,15 @@ fn generated_types_and_validator_agree_on_valid_events() {
         };
         assert_eq!(back, event["data"], "round trip of {}", event["type"]);
         assert_eq!(parsed.id(), event["id"].as_str().expect("id"));
+        // The accept fast path takes it, with the same contents.
+        let fast = parse_fast(&serde_json::to_vec(&event).expect("json"))
+            .unwrap_or_else(|| panic!("the fast path refused {event}"));
+        assert_eq!(fast.meta, parsed.meta);
+        let fast_back = match &fast.data {
+            EventData::MessageStatus(d) => serde_json::to_value(d).expect("ser"),
+            EventData::ChannelStatus(d) => serde_json::to_value(d).expect("ser"),
+        };
+        assert_eq!(fast_back, back);
     }
 }
 

@@ -1,0 +1,423 @@
+//! A borrowed JSON document for the validator's fast path.
+//!
+//! Strings point into the input bytes (copied only when they hold escapes) and objects are
+//! member lists, so parsing builds no maps and allocates a fraction of what
+//! `serde_json::Value` does. The `jsonschema` validators read it through that crate's
+//! `json::{Json, Node, Object, Array}` extension traits, so the same compiled schemas apply.
+//!
+//! Semantics match `serde_json::Value` exactly where validation can see them: numbers are
+//! `serde_json::Number`s parsed by the same parser, and when an object repeats a key the last
+//! occurrence is the one looked up (as a `Value` map keeps it).
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::ControlFlow;
+
+use jsonschema::json::{Array, Json, JsonNumber, Node, NodeIdentity, Object};
+use jsonschema::JsonType;
+use serde::de::value::{BorrowedStrDeserializer, MapDeserializer, SeqDeserializer};
+use serde::de::{Deserialize, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Number, Value};
+
+/// One JSON value, borrowing from the text it was parsed from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tree<'a> {
+    Null,
+    Bool(bool),
+    Number(Number),
+    String(Cow<'a, str>),
+    Array(Vec<Tree<'a>>),
+    Object(Vec<(Cow<'a, str>, Tree<'a>)>),
+}
+
+impl<'a> Tree<'a> {
+    /// Parses JSON text (the same parser and limits as `serde_json::from_slice`).
+    pub fn parse(bytes: &'a [u8]) -> Result<Tree<'a>, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// The member `name` of an object (the last one, if the name repeats).
+    pub fn get(&self, name: &str) -> Option<&Tree<'a>> {
+        match self {
+            Tree::Object(members) => members.iter().rev().find(|(k, _)| k == name).map(|m| &m.1),
+            _ => None,
+        }
+    }
+
+    /// The string, if this is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Tree::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The equivalent `serde_json::Value` (error paths only).
+    pub fn to_value(&self) -> Value {
+        match self {
+            Tree::Null => Value::Null,
+            Tree::Bool(b) => Value::Bool(*b),
+            Tree::Number(n) => Value::Number(n.clone()),
+            Tree::String(s) => Value::String(s.to_string()),
+            Tree::Array(items) => Value::Array(items.iter().map(Tree::to_value).collect()),
+            Tree::Object(members) => Value::Object(
+                members
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_value()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+/// A string that borrows from the input when it has no escapes.
+struct Text<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Tree<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Tree<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_unit<E>(self) -> Result<Tree<'de>, E> {
+                Ok(Tree::Null)
+            }
+            fn visit_none<E>(self) -> Result<Tree<'de>, E> {
+                Ok(Tree::Null)
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<Tree<'de>, E> {
+                Ok(Tree::Bool(b))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<Tree<'de>, E> {
+                Ok(Tree::Number(n.into()))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<Tree<'de>, E> {
+                Ok(Tree::Number(n.into()))
+            }
+            fn visit_f64<E>(self, n: f64) -> Result<Tree<'de>, E> {
+                // As `serde_json::Value` does: a non-finite float (impossible in JSON text)
+                // becomes null.
+                Ok(Number::from_f64(n).map_or(Tree::Null, Tree::Number))
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Tree<'de>, E> {
+                Ok(Tree::String(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Tree<'de>, E> {
+                Ok(Tree::String(Cow::Owned(s.to_owned())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Tree<'de>, E> {
+                Ok(Tree::String(Cow::Owned(s)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Tree<'de>, A::Error> {
+                let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(Tree::Array(items))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tree<'de>, A::Error> {
+                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0).clamp(8, 64));
+                while let Some((Text(k), v)) = map.next_entry::<Text<'de>, Tree<'de>>()? {
+                    members.push((k, v));
+                }
+                Ok(Tree::Object(members))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// The `jsonschema` representation marker for [`Tree`].
+pub struct TreeJson;
+
+impl Json for TreeJson {
+    type Node<'a> = &'a Tree<'a>;
+    type PreparedKey = String;
+    type StringBuffer = ();
+
+    // A lookup is a scan of the member list, so a members pass is worth several lookups.
+    const KEYS_PER_LOOKUP: usize = 4;
+    const ACYCLIC: bool = true;
+
+    fn prepare_key(key: &str) -> String {
+        key.to_owned()
+    }
+
+    fn with_string_node<T>((): &mut (), string: &str, f: impl FnOnce(Self::Node<'_>) -> T) -> T {
+        f(&Tree::String(Cow::Borrowed(string)))
+    }
+}
+
+/// A number of a [`Tree`].
+pub struct TreeNumber<'a>(&'a Number);
+
+impl JsonNumber for TreeNumber<'_> {
+    fn as_u64(&self) -> Option<u64> {
+        self.0.as_u64()
+    }
+    fn as_i64(&self) -> Option<i64> {
+        self.0.as_i64()
+    }
+    fn as_f64(&self) -> Option<f64> {
+        self.0.as_f64()
+    }
+    fn as_str(&self) -> Cow<'_, str> {
+        Cow::Owned(self.0.to_string())
+    }
+    fn to_number(&self) -> Cow<'_, Number> {
+        Cow::Borrowed(self.0)
+    }
+    fn is_written_as_integer(&self) -> bool {
+        // `serde_json::Number` keeps integers as integers: a literal with a fraction or an
+        // exponent is an f64.
+        !self.0.is_f64()
+    }
+}
+
+impl<'a> Node<'a, TreeJson> for &'a Tree<'a> {
+    type Object = &'a [(Cow<'a, str>, Tree<'a>)];
+    type Array = &'a [Tree<'a>];
+    type Number = TreeNumber<'a>;
+
+    fn as_object(&self) -> Option<Self::Object> {
+        match self {
+            Tree::Object(members) => Some(members),
+            _ => None,
+        }
+    }
+    fn as_array(&self) -> Option<Self::Array> {
+        match self {
+            Tree::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+    fn as_string(&self) -> Option<Cow<'a, str>> {
+        match *self {
+            Tree::String(s) => Some(Cow::Borrowed(s.as_ref())),
+            _ => None,
+        }
+    }
+    fn as_number(&self) -> Option<TreeNumber<'a>> {
+        match *self {
+            Tree::Number(n) => Some(TreeNumber(n)),
+            _ => None,
+        }
+    }
+    fn is_number(&self) -> bool {
+        matches!(self, Tree::Number(_))
+    }
+    fn as_boolean(&self) -> Option<bool> {
+        match self {
+            Tree::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+    fn is_null(&self) -> bool {
+        matches!(self, Tree::Null)
+    }
+    fn json_type(&self) -> JsonType {
+        match self {
+            Tree::Null => JsonType::Null,
+            Tree::Bool(_) => JsonType::Boolean,
+            Tree::Number(_) => JsonType::Number,
+            Tree::String(_) => JsonType::String,
+            Tree::Array(_) => JsonType::Array,
+            Tree::Object(_) => JsonType::Object,
+        }
+    }
+    fn to_value(&self) -> Cow<'a, Value> {
+        Cow::Owned(Tree::to_value(self))
+    }
+    fn identity(&self) -> Option<NodeIdentity> {
+        Some(NodeIdentity::new(
+            std::ptr::from_ref::<Tree<'a>>(*self) as usize
+        ))
+    }
+}
+
+impl<'a> Object<'a, TreeJson> for &'a [(Cow<'a, str>, Tree<'a>)] {
+    type Node = &'a Tree<'a>;
+    type MemberName = &'a str;
+    type MembersIter = Members<'a>;
+
+    fn len(&self) -> usize {
+        <[_]>::len(self)
+    }
+    fn get(&self, key: &String) -> Option<&'a Tree<'a>> {
+        self.iter()
+            .rev()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| value)
+    }
+    fn members(&self) -> Members<'a> {
+        Members(self.iter())
+    }
+    fn try_for_each_name_node<B>(
+        &self,
+        (): &mut (),
+        mut f: impl FnMut(<TreeJson as Json>::Node<'_>) -> ControlFlow<B>,
+    ) -> ControlFlow<B> {
+        for (name, _) in self.iter() {
+            f(&Tree::String(Cow::Borrowed(name)))?;
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The members of a [`Tree`] object, in document order.
+pub struct Members<'a>(std::slice::Iter<'a, (Cow<'a, str>, Tree<'a>)>);
+
+impl<'a> Iterator for Members<'a> {
+    type Item = (&'a str, &'a Tree<'a>);
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|(name, value)| (name.as_ref(), value))
+    }
+}
+
+impl<'a> Array<'a, TreeJson> for &'a [Tree<'a>] {
+    type Node = &'a Tree<'a>;
+    type ElementsIter = std::slice::Iter<'a, Tree<'a>>;
+
+    fn len(&self) -> usize {
+        <[_]>::len(self)
+    }
+    fn elements(&self) -> std::slice::Iter<'a, Tree<'a>> {
+        self.iter()
+    }
+}
+
+/// Typed reads from a parsed [`Tree`] (strings are handed out borrowed), so the accept path
+/// deserializes the generated types without scanning the JSON text a second time.
+impl<'de> Deserializer<'de> for &'de Tree<'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self {
+            Tree::Null => visitor.visit_unit(),
+            Tree::Bool(b) => visitor.visit_bool(*b),
+            Tree::Number(n) => n.deserialize_any(visitor),
+            Tree::String(s) => visitor.visit_borrowed_str(s),
+            Tree::Array(items) => {
+                let mut seq = SeqDeserializer::new(items.iter());
+                let value = visitor.visit_seq(&mut seq)?;
+                seq.end()?;
+                Ok(value)
+            }
+            Tree::Object(members) => {
+                let mut map = MapDeserializer::new(
+                    members
+                        .iter()
+                        .map(|(k, v)| (BorrowedStrDeserializer::new(k.as_ref()), v)),
+                );
+                let value = visitor.visit_map(&mut map)?;
+                map.end()?;
+                Ok(value)
+            }
+        }
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        match self {
+            Tree::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        match self {
+            Tree::String(s) => visitor.visit_enum(BorrowedStrDeserializer::new(s)),
+            _ => Err(serde::de::Error::invalid_type(
+                serde::de::Unexpected::Other("a non-string value"),
+                &"a unit variant name",
+            )),
+        }
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        unit unit_struct seq tuple tuple_struct map struct identifier ignored_any
+    }
+}
+
+impl<'de> IntoDeserializer<'de, serde_json::Error> for &'de Tree<'de> {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_borrow_unless_escaped_and_numbers_match_serde_json() {
+        let text = br#"{"a":"plain","b":"esc\"aped","n":[1,-2,2.5,1e2,18446744073709551615],"t":true,"z":null}"#;
+        let tree = Tree::parse(text).expect("json");
+        assert!(matches!(
+            tree.get("a"),
+            Some(Tree::String(Cow::Borrowed("plain")))
+        ));
+        assert!(matches!(tree.get("b"), Some(Tree::String(Cow::Owned(s))) if s == "esc\"aped"));
+        let value: Value = serde_json::from_slice(text).expect("json");
+        assert_eq!(tree.to_value(), value);
+    }
+
+    #[test]
+    fn meets_the_jsonschema_representation_contract() {
+        let text = serde_json::to_vec(&jsonschema::json::conformance::document()).expect("json");
+        let tree = Tree::parse(&text).expect("json");
+        jsonschema::json::conformance::assert_conformance::<TreeJson>(&&tree);
+    }
+
+    #[test]
+    fn a_repeated_key_reads_as_its_last_occurrence_like_a_value_map() {
+        let text = br#"{"k":1,"k":2}"#;
+        let tree = Tree::parse(text).expect("json");
+        let value: Value = serde_json::from_slice(text).expect("json");
+        assert_eq!(tree.get("k").map(Tree::to_value), value.get("k").cloned());
+        let members = match &tree {
+            Tree::Object(m) => m.as_slice(),
+            _ => panic!("object"),
+        };
+        let found = Object::<TreeJson>::get(&members, &"k".to_string()).map(Tree::to_value);
+        assert_eq!(found, Some(Value::from(2)));
+    }
+}

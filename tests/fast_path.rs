@@ -1,0 +1,152 @@
+//! The accept fast path of `parse_event` (borrowed parse, compiled schema, typed read from the
+//! parsed document) and the reference path through `serde_json::Value` agree on every input:
+//! what the fast path accepts, the reference path accepts with the same contents; everything the
+//! fast path refuses is decided and explained by the reference path.
+
+mod common;
+
+use std::path::Path;
+
+use callbacks::event::{parse_event, parse_fast, parse_value, EventData, InboundEvent};
+use common::*;
+use serde_json::Value;
+
+fn data_json(e: &InboundEvent) -> Value {
+    match &e.data {
+        EventData::MessageStatus(d) => serde_json::to_value(d).expect("ser"),
+        EventData::ChannelStatus(d) => serde_json::to_value(d).expect("ser"),
+    }
+}
+
+/// Checks the two paths agree on `bytes`; returns whether the fast path accepted.
+fn agree(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    let fast = parse_fast(bytes);
+    let reference = parse_value(bytes);
+    let combined = parse_event(bytes);
+    match (&fast, &reference) {
+        (Some(f), Ok(r)) => {
+            assert_eq!(f.meta, r.meta, "{text}");
+            assert_eq!(data_json(f), data_json(r), "{text}");
+        }
+        (Some(_), Err(e)) => panic!("fast path accepted what the reference refuses ({e}): {text}"),
+        (None, _) => {}
+    }
+    // parse_event answers as the reference path does, error text included.
+    match (&combined, &reference) {
+        (Ok(c), Ok(r)) => {
+            assert_eq!(c.meta, r.meta, "{text}");
+            assert_eq!(data_json(c), data_json(r), "{text}");
+        }
+        (Err(c), Err(r)) => {
+            assert_eq!(c.to_string(), r.to_string(), "{text}");
+            assert_eq!(c.event_id, r.event_id, "{text}");
+        }
+        _ => panic!("parse_event and the reference path disagree on {text}"),
+    }
+    fast.is_some()
+}
+
+#[test]
+fn every_golden_event_takes_the_fast_path_with_the_same_contents() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("legacy-compat/cases");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&root).expect("cases") {
+        let path = entry.expect("entry").path().join("event.json");
+        let bytes = std::fs::read(&path).expect("event.json");
+        assert!(agree(&bytes), "fast path refused {}", path.display());
+        n += 1;
+    }
+    assert!(n >= 50, "only {n} golden cases found");
+}
+
+#[test]
+fn every_invalid_line_is_refused_by_the_fast_path_and_explained_by_the_reference() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("legacy-compat/invalid/cases.jsonl");
+    let text = std::fs::read_to_string(path).expect("cases.jsonl");
+    let mut n = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let case: Value = serde_json::from_str(line).expect("case");
+        let input = case["line"].as_str().expect("line");
+        assert!(
+            !agree(input.as_bytes()),
+            "fast path accepted invalid case {}",
+            case["name"]
+        );
+        assert!(parse_event(input.as_bytes()).is_err(), "{}", case["name"]);
+        n += 1;
+    }
+    assert!(n >= 40, "only {n} invalid cases found");
+}
+
+fn text(v: &Value) -> String {
+    serde_json::to_string(v).expect("json")
+}
+
+#[test]
+fn escapes_extensions_layout_and_non_ascii_take_the_fast_path() {
+    let m = message_event("e-1", "client-a", "DELIVERED");
+    let c = channel_event("e-2", "client-a", "FAILED", "permanent_failure");
+    let mut accepted = vec![
+        text(&m),
+        text(&c),
+        serde_json::to_string_pretty(&m).expect("json"),
+    ];
+    // Escaped and non-ASCII strings, copied rather than borrowed.
+    accepted.push(text(&m).replace(
+        "1642109b-69eb-447f-8f97-ab70a74f5db4",
+        r#"ref \"quoted\" \u00e9\u2603 \\ tab\t caf\u00c3 é ☃ 😀"#,
+    ));
+    accepted.push(text(&m).replace(r#""source":"/"#, r#""source":"\/"#));
+    // Extension attributes of every JSON type, which the envelope allows and the pipeline skips.
+    let mut v = m.clone();
+    v["sequence"] = Value::from("42");
+    v["ext1"] = serde_json::json!({"nested": [1, 2.5, -3, null, true, {"k": "v"}], "big": 18446744073709551615u64});
+    v["ext2"] = Value::Null;
+    accepted.push(text(&v));
+    for t in &accepted {
+        assert!(agree(t.as_bytes()), "fast path refused {t}");
+    }
+}
+
+#[test]
+fn repeated_members_numbers_and_non_objects_agree_with_the_reference() {
+    let m = text(&message_event("e-1", "client-a", "DELIVERED"));
+    let c = text(&channel_event("e-2", "client-a", "FAILED", "read"));
+    let inputs = vec![
+        // A repeated member: the reference (a `Value` map) keeps the last occurrence.
+        m.replace(r#""data":{"#, r#""data":{"messageStatus":"BOGUS","#),
+        m.replace(
+            r#""messageStatus":"DELIVERED""#,
+            r#""messageStatus":"DELIVERED","messageStatus":"BOGUS""#,
+        ),
+        m.replace(r#""id":"e-1""#, r#""id":"e-1","id":"e-2""#),
+        m.replace(r#""type":"#, r#""type":"unknown","type":"#),
+        // Integers written as floats, out of range, or negative.
+        c.replace(r#""cascadeOrder":1"#, r#""cascadeOrder":1.0"#),
+        c.replace(r#""cascadeOrder":1"#, r#""cascadeOrder":1e0"#),
+        c.replace(r#""retryCount":0"#, r#""retryCount":18446744073709551615"#),
+        c.replace(r#""retryCount":0"#, r#""retryCount":184467440737095516150"#),
+        c.replace(r#""retryCount":0"#, r#""retryCount":-0"#),
+        // Not one JSON object.
+        format!("{m} trailing"),
+        format!("[{m}]"),
+        "\"text\"".to_string(),
+        "42".to_string(),
+        "null".to_string(),
+        "{}".to_string(),
+        String::new(),
+        // An unknown member in the data, and a `type` that is not a string.
+        m.replace(r#""data":{"#, r#""data":{"unexpected":1,"#),
+        m.replace(
+            r#""type":"uk.nhs.notify.message.status.PUBLISHED.v1""#,
+            r#""type":7"#,
+        ),
+    ];
+    for input in &inputs {
+        agree(input.as_bytes());
+    }
+    // The repeated member whose last occurrence is invalid must be refused by both paths.
+    assert!(parse_event(inputs[1].as_bytes()).is_err());
+    assert!(parse_event(inputs[0].as_bytes()).is_ok());
+}
