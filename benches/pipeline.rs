@@ -1,6 +1,9 @@
 //! Core throughput: validation alone, and validate → filter → transform → sign for a realistic
 //! mix (10 clients, 1–3 subscriptions each), against a floor of plain serde_json parse +
 //! serialize of the same events. Run: `cargo bench --bench pipeline`.
+//!
+//! `typical_event_from_bytes` is the accept fast path (borrowed `Tree`); `..._via_value` is the
+//! reference path through `serde_json::Value` that explains rejections.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -104,8 +107,15 @@ fn bench(c: &mut Criterion) {
     g.bench_function("typical_event_prevalidated_value", |b| {
         b.iter(|| schemas.validate_event(&typical).is_ok())
     });
+    let tree = callbacks::schema::Tree::parse(&events[4]).expect("json");
+    g.bench_function("typical_event_prevalidated_tree", |b| {
+        b.iter(|| schemas.valid_event_kind(&tree).is_some())
+    });
     g.bench_function("typical_event_from_bytes", |b| {
         b.iter(|| callbacks::event::parse_event(&events[4]).is_ok())
+    });
+    g.bench_function("typical_event_from_bytes_via_value", |b| {
+        b.iter(|| callbacks::event::parse_value(&events[4]).is_ok())
     });
     g.finish();
 
