@@ -162,13 +162,18 @@ impl<D> Envelope<D> {
 /// The accept fast path of [`parse_event`]: the event if it is valid, `None` for anything it does
 /// not accept (invalid, or a shape only the `Value` path handles, such as a repeated member name).
 pub fn parse_fast(bytes: &[u8]) -> Option<InboundEvent> {
-    let tree = Tree::parse(bytes).ok()?;
-    let kind = Schemas::get().valid_event_kind(&tree)?;
-    match kind {
-        EventKind::MessageStatus => Envelope::<MessageStatusData>::deserialize(&tree)
+    accept_tree(&Tree::parse(bytes).ok()?)
+}
+
+/// The fast path on an already parsed document (for adapters that unwrap an envelope first):
+/// the event if it is valid against the schema for its type, `None` otherwise. A `None` says
+/// nothing about why: run the `Value` path ([`from_value`]) for the reasons.
+pub fn accept_tree(tree: &Tree<'_>) -> Option<InboundEvent> {
+    match Schemas::get().valid_event_kind(tree)? {
+        EventKind::MessageStatus => Envelope::<MessageStatusData>::deserialize(tree)
             .ok()
             .map(|e| e.into_event(EventData::MessageStatus)),
-        EventKind::ChannelStatus => Envelope::<ChannelStatusData>::deserialize(&tree)
+        EventKind::ChannelStatus => Envelope::<ChannelStatusData>::deserialize(tree)
             .ok()
             .map(|e| e.into_event(EventData::ChannelStatus)),
     }

@@ -22,7 +22,7 @@ use serde_json::Value;
 use crate::config::ClientSettings;
 use crate::event::{self, EventError, InboundEvent, Rejected, MAX_EVENT_BYTES};
 use crate::pipeline::{self, CoreOptions, ProcessError};
-use crate::schema::FieldError;
+use crate::schema::{FieldError, Tree};
 use crate::transform::{self, Payload};
 
 use super::emf::InvocationMetrics;
@@ -305,6 +305,23 @@ impl BodyText {
     }
 }
 
+/// The valid event in a record's text body (a CloudEvent, or an EventBridge envelope holding
+/// one as its `detail`), by the core's fast path; `None` when the full path must decide.
+fn accept_text(text: &str) -> Option<InboundEvent> {
+    if text.len() > MAX_EVENT_BYTES {
+        return None;
+    }
+    let tree = Tree::parse(text.as_bytes()).ok()?;
+    let is_envelope = tree.get("specversion").is_none()
+        && tree.get("detail").is_some()
+        && tree.get("detail-type").is_some();
+    if is_envelope {
+        event::accept_tree(tree.get("detail")?)
+    } else {
+        event::accept_tree(&tree)
+    }
+}
+
 /// An EventBridge envelope (`detail` present, no CloudEvents `specversion`) yields its `detail`.
 fn unwrap_envelope(mut v: Value) -> Value {
     if let Some(obj) = v.as_object_mut() {
@@ -375,7 +392,23 @@ pub async fn handle<C: ConfigSource, R: RejectSink>(
             rejected.push(reject_record(&r, None, None, String::new()));
             continue;
         }
-        let (parsed, body) = cloud_event(rec.body);
+        // Fast path: a valid event in a text body (the SQS shape) is accepted without building
+        // a `Value`; anything else takes the path below, which also explains a rejection.
+        let rec_body = match rec.body {
+            Value::String(text) => match accept_text(&text) {
+                Some(event) => {
+                    accepted.push(Accepted {
+                        event,
+                        sqs_message_id: rec.message_id,
+                        body: BodyText::Text(text),
+                    });
+                    continue;
+                }
+                None => Value::String(text),
+            },
+            other => other,
+        };
+        let (parsed, body) = cloud_event(rec_body);
         let value = match parsed {
             Ok(v) => v,
             Err(r) => {
@@ -561,4 +594,50 @@ fn details_for(
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(status: &str) -> Value {
+        json!({"specversion": "1.0", "id": "e-1", "source": "/s", "type": "uk.nhs.notify.message.status.PUBLISHED.v1",
+            "time": "2025-11-03T09:12:44.018Z",
+            "data": {"clientId": "c", "messageId": "2WL3qFTEFM0qMY8xjRbt1LIKCzM", "messageReference": "r",
+                "messageStatus": status, "channels": [], "timestamp": "2025-11-03T09:12:44.018Z",
+                "routingPlan": {"id": "", "name": "", "version": "", "createdDate": ""}}})
+    }
+
+    fn envelope(detail: Value) -> Value {
+        json!({"version": "0", "id": "eb-1", "detail-type": "status", "source": "seb", "detail": detail})
+    }
+
+    #[test]
+    fn text_bodies_take_the_fast_path_bare_or_in_an_envelope() {
+        let bare = accept_text(&event("DELIVERED").to_string()).expect("bare event accepted");
+        let wrapped =
+            accept_text(&envelope(event("DELIVERED")).to_string()).expect("envelope accepted");
+        assert_eq!(bare.meta, wrapped.meta);
+        assert_eq!(wrapped.id(), "e-1");
+        assert_eq!(wrapped.message_id(), "2WL3qFTEFM0qMY8xjRbt1LIKCzM");
+    }
+
+    #[test]
+    fn the_fast_path_leaves_invalid_and_odd_bodies_to_the_full_path() {
+        assert!(accept_text(&event("ARCHIVED").to_string()).is_none());
+        assert!(accept_text(&envelope(event("ARCHIVED")).to_string()).is_none());
+        assert!(accept_text("{not json").is_none());
+        // An envelope without detail-type is not unwrapped (as `unwrap_envelope` does).
+        let mut not_envelope = envelope(event("DELIVERED"));
+        not_envelope
+            .as_object_mut()
+            .expect("object")
+            .remove("detail-type");
+        assert!(accept_text(&not_envelope.to_string()).is_none());
+        // Over the size limit: refused here, named by the full path.
+        let mut big = event("DELIVERED");
+        big["padding"] = Value::String("x".repeat(MAX_EVENT_BYTES));
+        assert!(accept_text(&big.to_string()).is_none());
+    }
 }
