@@ -648,15 +648,19 @@ impl<Q: QueueOps, S: Sender, C: ConfigSource, D: DeliveryState> Delivery<Q, S, C
         reason: String,
         this_invocation: Vec<AttemptRecord>,
     ) -> DeadLetter {
+        let made_now = u32::try_from(this_invocation.len()).unwrap_or(u32::MAX);
         let mut history = self.state.history(&rec.message_id).await;
         history.extend(this_invocation);
         if history.len() > MAX_HISTORY {
             history.drain(..history.len() - MAX_HISTORY);
         }
-        // Without a full history (a store that lost it), the receives are the attempts.
-        let attempts = u32::try_from(history.len())
-            .unwrap_or(u32::MAX)
-            .max(rec.receive_count().saturating_sub(1));
+        // Without a full history (per-environment state, or a store that lost it), the
+        // earlier receives are the earlier attempts, plus the attempts of this receive.
+        let attempts = u32::try_from(history.len()).unwrap_or(u32::MAX).max(
+            rec.receive_count()
+                .saturating_sub(1)
+                .saturating_add(made_now),
+        );
         DeadLetter {
             body: rec.body.clone(),
             client_id: ev.map(|e| e.client_id.clone()),

@@ -265,6 +265,24 @@ async fn retries_change_the_visibility_and_the_last_receive_dead_letters() {
     assert_eq!(calls.last().map(String::as_str), Some("delete rh-m1"));
 }
 
+/// Another execution environment (no shared state table) knows only this receive's attempt:
+/// the earlier receives count as attempts, and this receive's attempt on top.
+#[tokio::test]
+async fn without_the_history_a_dead_letter_counts_the_receives_and_this_attempt() {
+    let c = client(json!({}));
+    let a = app(
+        FakeQueue::default(),
+        Configs(Some(Arc::clone(&c)), false),
+        vec![status(400)],
+    );
+    let (m, _) = message("m1", 2, &c);
+    let r = a.handle(vec![m], None).await;
+    assert!(matches!(r.fates[0].1, Fate::DeadLettered { .. }), "{r:?}");
+    let letters = a.queue.letters.lock().unwrap();
+    assert_eq!(letters[0].history.len(), 1);
+    assert_eq!(letters[0].attempts, 2);
+}
+
 #[tokio::test]
 async fn nothing_is_lost_when_config_or_the_dlq_fail() {
     let c = client(json!({}));
