@@ -1,239 +1,51 @@
 #![cfg(feature = "aws")]
 //! The real `bootstrap` binary (the `transform-filter-lambda` target, what the zip carries)
 //! driven through a Lambda Runtime API harness (`/2018-06-01/runtime/invocation/next`,
-//! `/response`, `/error`), with S3 and SQS on a moto server, and its output routed on a moto
+//! `/response`, `/error`; `tests/runtime_support`), with S3 and SQS on a moto server, and its output routed on a moto
 //! EventBridge bus with the Terraform's per-client rules.
 
 mod aws_support;
+mod runtime_support;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::routing::{get, post};
-use axum::Router;
 use serde_json::{json, Value};
-use tokio::sync::{mpsc, oneshot};
 
 use aws_support::*;
 use callbacks::sign;
+use runtime_support::{binary, lambda_env, Function, Outcome, RuntimeApi};
 
 // ---------------------------------------------------------------------------------------------
-// The Lambda Runtime API harness
+// The bootstrap process (the Runtime API harness is in tests/runtime_support)
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug)]
-enum Outcome {
-    Response(Vec<u8>),
-    Error(Vec<u8>),
-}
-
-struct Inner {
-    pending: tokio::sync::Mutex<mpsc::UnboundedReceiver<(String, Vec<u8>)>>,
-    waiters: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
-    init_error: Mutex<Option<Vec<u8>>>,
-    next_requests: AtomicU64,
-}
-
-struct RuntimeApi {
-    addr: std::net::SocketAddr,
-    inner: Arc<Inner>,
-    queue: mpsc::UnboundedSender<(String, Vec<u8>)>,
-    ids: AtomicU64,
-}
-
-async fn next(State(inner): State<Arc<Inner>>) -> (StatusCode, HeaderMap, Vec<u8>) {
-    inner.next_requests.fetch_add(1, Ordering::SeqCst);
-    let mut rx = inner.pending.lock().await;
-    let Some((id, body)) = rx.recv().await else {
-        return (StatusCode::GONE, HeaderMap::new(), Vec::new());
-    };
-    let deadline = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() + 300_000)
-        .unwrap_or(0);
-    let mut h = HeaderMap::new();
-    let header = |v: String| HeaderValue::from_str(&v).expect("header value");
-    h.insert("lambda-runtime-aws-request-id", header(id));
-    h.insert("lambda-runtime-deadline-ms", header(deadline.to_string()));
-    h.insert(
-        "lambda-runtime-invoked-function-arn",
-        header("arn:aws:lambda:eu-west-2:123456789012:function:transform-filter".into()),
-    );
-    h.insert(
-        "lambda-runtime-trace-id",
-        header("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1".into()),
-    );
-    (StatusCode::OK, h, body)
-}
-
-async fn respond(
-    State(inner): State<Arc<Inner>>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> StatusCode {
-    if let Some(w) = inner.waiters.lock().expect("lock").remove(&id) {
-        let _ = w.send(Outcome::Response(body.to_vec()));
-    }
-    StatusCode::ACCEPTED
-}
-
-async fn error(State(inner): State<Arc<Inner>>, Path(id): Path<String>, body: Bytes) -> StatusCode {
-    if let Some(w) = inner.waiters.lock().expect("lock").remove(&id) {
-        let _ = w.send(Outcome::Error(body.to_vec()));
-    }
-    StatusCode::ACCEPTED
-}
-
-async fn init_error(State(inner): State<Arc<Inner>>, body: Bytes) -> StatusCode {
-    *inner.init_error.lock().expect("lock") = Some(body.to_vec());
-    StatusCode::ACCEPTED
-}
-
-impl RuntimeApi {
-    async fn start() -> RuntimeApi {
-        let (queue, rx) = mpsc::unbounded_channel();
-        let inner = Arc::new(Inner {
-            pending: tokio::sync::Mutex::new(rx),
-            waiters: Mutex::new(HashMap::new()),
-            init_error: Mutex::new(None),
-            next_requests: AtomicU64::new(0),
-        });
-        let app = Router::new()
-            .route("/2018-06-01/runtime/invocation/next", get(next))
-            .route(
-                "/2018-06-01/runtime/invocation/{id}/response",
-                post(respond),
-            )
-            .route("/2018-06-01/runtime/invocation/{id}/error", post(error))
-            .route("/2018-06-01/runtime/init/error", post(init_error))
-            // Responses of a 10,000-record batch are larger than axum's default 2 MB limit.
-            .layer(axum::extract::DefaultBodyLimit::disable())
-            .with_state(Arc::clone(&inner));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        RuntimeApi {
-            addr,
-            inner,
-            queue,
-            ids: AtomicU64::new(0),
-        }
-    }
-
-    /// Queues one invocation; the returned receiver yields its outcome.
-    fn enqueue(&self, payload: &Value) -> oneshot::Receiver<Outcome> {
-        let id = format!("req-{}", self.ids.fetch_add(1, Ordering::SeqCst));
-        let (tx, rx) = oneshot::channel();
-        self.inner
-            .waiters
-            .lock()
-            .expect("lock")
-            .insert(id.clone(), tx);
-        self.queue
-            .send((id, serde_json::to_vec(payload).expect("json")))
-            .expect("queue");
-        rx
-    }
-
-    async fn invoke(&self, payload: &Value) -> Outcome {
-        let rx = self.enqueue(payload);
-        tokio::time::timeout(Duration::from_secs(60), rx)
-            .await
-            .expect("the function answered in time")
-            .expect("outcome")
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The bootstrap process
-// ---------------------------------------------------------------------------------------------
+/// The function name the harness and the process use.
+const FUNCTION: &str = "transform-filter";
 
 /// The binary under test: `BOOTSTRAP` (e.g. the `bootstrap` unpacked from the zip) or the
 /// cargo-built `transform-filter-lambda`.
 fn bootstrap_path() -> String {
-    std::env::var("BOOTSTRAP")
-        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_transform-filter-lambda").to_string())
-}
-
-struct Function {
-    child: Child,
-    output: Arc<Mutex<Vec<String>>>,
+    binary("BOOTSTRAP", env!("CARGO_BIN_EXE_transform-filter-lambda"))
 }
 
 impl Function {
     fn start(api: &RuntimeApi, bucket: &str, queue_url: &str, extra: &[(&str, &str)]) -> Function {
         let mut cmd = Command::new(bootstrap_path());
         cmd.env_clear()
-            .env("AWS_LAMBDA_RUNTIME_API", api.addr.to_string())
-            .env("AWS_LAMBDA_FUNCTION_NAME", "transform-filter")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .envs(lambda_env(api, FUNCTION))
             .env("CLIENT_CONFIG_BUCKET", bucket)
             .env("CLIENT_CONFIG_PREFIX", "clients/")
             .env("REJECTED_EVENTS_QUEUE_URL", queue_url)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("RUST_LOG", "info");
         for (k, v) in moto_env(&moto().endpoint) {
             cmd.env(k, v);
         }
         for (k, v) in extra {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("start bootstrap");
-        let output = Arc::new(Mutex::new(Vec::new()));
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child.stderr.take().map(|s| Box::new(s) as _),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let sink = Arc::clone(&output);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    sink.lock().expect("lock").push(line);
-                }
-            });
-        }
-        Function { child, output }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        self.output.lock().expect("lock").clone()
-    }
-
-    /// Peak resident set size so far (VmHWM), in KiB.
-    fn peak_rss_kib(&self) -> Option<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()
-    }
-}
-
-impl Drop for Function {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        Function::spawn(cmd)
     }
 }
 
@@ -282,7 +94,7 @@ fn response(outcome: Outcome) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bootstrap_answers_batches_through_the_runtime_api() {
     let (bucket, queue, sqs) = setup(&["client-a", "client-b"]).await;
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(FUNCTION).await;
     let function = Function::start(&api, &bucket, &queue, &[]);
 
     let first = response(
@@ -434,7 +246,7 @@ async fn an_infrastructure_fault_is_reported_as_an_invocation_error_and_the_func
     let sqs = sqs_client(endpoint).await;
     let bucket = unique("lambda-late");
     let queue = create_queue(&sqs, &unique("lambda-rejects")).await;
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(FUNCTION).await;
     let _function = Function::start(&api, &bucket, &queue, &[]);
 
     let events = batch(&[(
@@ -465,7 +277,7 @@ async fn an_infrastructure_fault_is_reported_as_an_invocation_error_and_the_func
     assert_eq!(out.len(), 2);
 
     // The rejected-events queue failing fails the invocation too.
-    let api2 = RuntimeApi::start().await;
+    let api2 = RuntimeApi::start(FUNCTION).await;
     let missing_queue = format!("{queue}-missing");
     let _f2 = Function::start(&api2, &bucket, &missing_queue, &[]);
     match api2.invoke(&batch(&[("m1", "nonsense".to_string())])).await {
@@ -478,7 +290,7 @@ async fn an_infrastructure_fault_is_reported_as_an_invocation_error_and_the_func
 async fn routing_on_eventbridge_delivers_each_client_exactly_its_callbacks() {
     let clients = ["client-a", "client-b", "client-c"];
     let (bucket, queue, _sqs) = setup(&clients).await;
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(FUNCTION).await;
     let _function = Function::start(&api, &bucket, &queue, &[]);
     let events: Vec<(String, String)> = (0..30)
         .map(|i| {
@@ -624,11 +436,11 @@ async fn bench_cold_start_and_ten_thousand_records() {
     let mut colds = Vec::new();
     let mut inits = Vec::new();
     for _ in 0..5 {
-        let api = RuntimeApi::start().await;
+        let api = RuntimeApi::start(FUNCTION).await;
         let rx = api.enqueue(&small);
         let started = Instant::now();
         let function = Function::start(&api, &bucket, &queue, &[("RUST_LOG", "warn")]);
-        while api.inner.next_requests.load(Ordering::SeqCst) == 0 {
+        while api.next_requests() == 0 {
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
         inits.push(started.elapsed());
@@ -637,7 +449,7 @@ async fn bench_cold_start_and_ten_thousand_records() {
         drop(function);
     }
 
-    let api = RuntimeApi::start().await;
+    let api = RuntimeApi::start(FUNCTION).await;
     let function = Function::start(&api, &bucket, &queue, &[("RUST_LOG", "info")]);
     // Warm the configuration cache for all ten clients.
     let warm: Vec<(String, String)> = clients
