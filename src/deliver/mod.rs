@@ -5,6 +5,7 @@
 
 pub mod circuit;
 pub mod http;
+pub mod listing;
 pub mod policy;
 pub mod rate;
 

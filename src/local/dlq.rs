@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use super::store::{self, DlqEntry, StoreError};
+use crate::deliver::listing;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DlqError {
@@ -32,29 +33,16 @@ pub fn list(
     out: &mut impl Write,
 ) -> Result<usize, DlqError> {
     let entries = entries(data_dir, client_id)?;
-    if json {
-        serde_json::to_writer_pretty(&mut *out, &entries).map_err(std::io::Error::from)?;
-        writeln!(out)?;
-    } else {
-        writeln!(
-            out,
-            "id\tclient\ttarget\tmessageId\tattempts\tlastOutcome\tdeadAt\treason"
-        )?;
-        for e in &entries {
-            writeln!(
-                out,
-                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                e.id,
-                e.client_id,
-                e.target_id,
-                e.message_id,
-                e.attempts,
-                e.last_outcome(),
-                e.dead_at,
-                e.reason
-            )?;
-        }
-    }
+    listing::write(out, &entries, json, |e: &DlqEntry| listing::Line {
+        id: e.id.to_string().into(),
+        client_id: &e.client_id,
+        target_id: &e.target_id,
+        message_id: &e.message_id,
+        attempts: e.attempts,
+        last_outcome: e.last_outcome().into(),
+        dead_at: &e.dead_at,
+        reason: &e.reason,
+    })?;
     Ok(entries.len())
 }
 

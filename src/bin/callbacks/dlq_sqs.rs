@@ -1,12 +1,12 @@
 //! `callbacks dlq list|replay --sqs-queue-url URL`: the same commands on an https-mode client
 //! DLQ on SQS (credentials and region from the usual AWS environment / profile).
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 
 use callbacks::aws::delivery::dlq;
+use callbacks::deliver::listing;
 
 use crate::serve::DlqCommand;
 
@@ -60,29 +60,18 @@ async fn client() -> aws_sdk_sqs::Client {
 async fn list(url: &str, client_id: Option<&str>, json: bool) -> anyhow::Result<()> {
     let entries = dlq::list(&client().await, url, client_id).await?;
     let mut out = std::io::stdout().lock();
-    if json {
-        serde_json::to_writer_pretty(&mut out, &entries)?;
-        writeln!(out)?;
-    } else {
-        writeln!(
-            out,
-            "id\tclient\ttarget\tmessageId\tattempts\tlastOutcome\tdeadAt\treason"
-        )?;
-        for e in &entries {
-            writeln!(
-                out,
-                "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                e.id,
-                e.client_id,
-                e.target_id,
-                e.message_id,
-                e.attempts,
-                e.last_outcome,
-                e.dead_at,
-                e.reason
-            )?;
+    listing::write(&mut out, &entries, json, |e: &dlq::SqsDlqEntry| {
+        listing::Line {
+            id: e.id.as_str().into(),
+            client_id: &e.client_id,
+            target_id: &e.target_id,
+            message_id: &e.message_id,
+            attempts: e.attempts,
+            last_outcome: e.last_outcome.as_str().into(),
+            dead_at: &e.dead_at,
+            reason: &e.reason,
         }
-    }
+    })?;
     Ok(())
 }
 
