@@ -95,6 +95,35 @@ async fn config_is_loaded_cached_and_revalidated_by_etag() {
     assert_eq!(hit.cache, CacheUse::Hit);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_lookups_of_a_cold_client_read_s3_once() {
+    let s3 = s3_client(&moto().endpoint).await;
+    let bucket = unique("cfg");
+    create_bucket(&s3, &bucket).await;
+    for c in ["client-a", "client-b"] {
+        put_object(&s3, &bucket, &key(c), client_config(c).to_string()).await;
+    }
+    let src = Arc::new(source(&bucket, Duration::from_secs(60), None).await);
+    let lookups: Vec<_> = (0..16)
+        .map(|i| {
+            let src = Arc::clone(&src);
+            let client = if i % 2 == 0 { "client-a" } else { "client-b" };
+            tokio::spawn(async move { (client, src.client(client).await.expect("lookup")) })
+        })
+        .collect();
+    let mut misses = std::collections::HashMap::new();
+    for task in lookups {
+        let (client, lookup) = task.await.expect("task");
+        assert!(lookup.settings.is_some(), "{client} is configured");
+        if lookup.cache == CacheUse::Miss {
+            *misses.entry(client).or_insert(0) += 1;
+        }
+    }
+    // Eight lookups of each client at once: one S3 read each, the rest wait for it.
+    assert_eq!(misses.get("client-a"), Some(&1), "{misses:?}");
+    assert_eq!(misses.get("client-b"), Some(&1), "{misses:?}");
+}
+
 #[tokio::test]
 async fn a_missing_object_means_no_subscriptions_until_it_appears() {
     let s3 = s3_client(&moto().endpoint).await;

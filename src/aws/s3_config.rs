@@ -78,6 +78,9 @@ pub struct S3ConfigSource {
     state: Mutex<State>,
     /// Serializes refreshes of the application id map.
     map_refresh: tokio::sync::Mutex<()>,
+    /// One refresh at a time per client: lookups of a stale client made while its object is
+    /// being read wait for that read instead of each going to S3 (a cold start's first batch).
+    client_refresh: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl S3ConfigSource {
@@ -87,6 +90,7 @@ impl S3ConfigSource {
             settings,
             state: Mutex::new(State::default()),
             map_refresh: tokio::sync::Mutex::new(()),
+            client_refresh: Mutex::new(HashMap::new()),
         }
     }
 
@@ -256,14 +260,28 @@ impl ConfigSource for S3ConfigSource {
             reason,
         };
         let (ids, generation) = self.application_ids().await.map_err(fault)?;
+        let fresh = |e: &ClientEntry| {
+            e.map_generation == generation && e.checked.elapsed() < self.settings.ttl
+        };
+        let hit = |e: &ClientEntry| ConfigLookup {
+            settings: e.settings.clone(),
+            cache: CacheUse::Hit,
+        };
+        if let Some(e) = self.state().clients.get(client_id).filter(|e| fresh(e)) {
+            return Ok(hit(e));
+        }
+        let refresh = Arc::clone(
+            self.client_refresh
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(client_id.to_string())
+                .or_default(),
+        );
+        let _refreshing = refresh.lock().await;
+        // Another lookup may have refreshed it while this one waited.
         let cached = self.state().clients.get(client_id).cloned();
-        if let Some(e) = &cached {
-            if e.map_generation == generation && e.checked.elapsed() < self.settings.ttl {
-                return Ok(ConfigLookup {
-                    settings: e.settings.clone(),
-                    cache: CacheUse::Hit,
-                });
-            }
+        if let Some(e) = cached.as_ref().filter(|e| fresh(e)) {
+            return Ok(hit(e));
         }
         let key = self.key_of(client_id);
         // After a map change the document is read again in full (no If-None-Match).
