@@ -48,6 +48,40 @@ EXPECTED_MODULES = {
     "client-delivery",
     "delivery-lambda",
 }
+# Modules that only other modules call, never the component.
+INTERNAL_MODULES = {"sqs-queue"}
+# Every SQS queue of the pipeline is made by modules/sqs-queue: module -> name of its call.
+SQS_QUEUE_CALLERS = {
+    "callback-event-queue": "queue",
+    "client-delivery": "queue",
+    "api-destinations": "dlq",
+    "transform-filter-lambda": "rejected_events_queue",
+}
+# Resources moved from a module into its modules/sqs-queue call (old address -> new address in
+# the same module). Each needs a `moved` block, else Terraform destroys and recreates live queues.
+MOVED_RESOURCES = {
+    "callback-event-queue": {
+        "aws_sqs_queue.this": "module.queue.aws_sqs_queue.this",
+        "aws_sqs_queue.dlq": "module.queue.aws_sqs_queue.dlq[0]",
+        "aws_sqs_queue_redrive_allow_policy.dlq": "module.queue.aws_sqs_queue_redrive_allow_policy.dlq[0]",
+        "aws_sqs_queue_policy.this": "module.queue.aws_sqs_queue_policy.this[0]",
+        "aws_sqs_queue_policy.dlq": "module.queue.aws_sqs_queue_policy.dlq[0]",
+    },
+    "client-delivery": {
+        "aws_sqs_queue.this": "module.queue.aws_sqs_queue.this",
+        "aws_sqs_queue.dlq": "module.queue.aws_sqs_queue.dlq[0]",
+        "aws_sqs_queue_redrive_allow_policy.dlq": "module.queue.aws_sqs_queue_redrive_allow_policy.dlq[0]",
+        "aws_sqs_queue_policy.this": "module.queue.aws_sqs_queue_policy.this[0]",
+        "aws_sqs_queue_policy.dlq": "module.queue.aws_sqs_queue_policy.dlq[0]",
+    },
+    "api-destinations": {
+        "aws_sqs_queue.dlq": "module.dlq.aws_sqs_queue.this",
+        "aws_sqs_queue_policy.dlq": "module.dlq.aws_sqs_queue_policy.this[0]",
+    },
+    "transform-filter-lambda": {
+        "aws_sqs_queue.rejected": "module.rejected_events_queue.aws_sqs_queue.this",
+    },
+}
 META_ARGS = {"source", "version", "for_each", "count", "depends_on", "providers"}
 ALL_TF_FILES = sorted(TF_ROOT.rglob("*.tf"))
 
@@ -112,14 +146,54 @@ def strings(value):
 
 
 def expressions(directory: Path):
-    """Every string of the directory that holds an expression (``${...}``)."""
-    for s in strings(load_dir(directory)):
+    """Every string of the directory that holds an expression (``${...}``).
+
+    ``moved`` blocks hold resource addresses, not expressions: they are checked by
+    test_every_moved_block_resolves.
+    """
+    blocks = {k: v for k, v in load_dir(directory).items() if k != "moved"}
+    for s in strings(blocks):
         if "${" in s:
             yield s
 
 
-def module_dir(call: dict) -> Path:
-    return (COMPONENT / call["source"]).resolve()
+def module_dir(call: dict, caller: Path = COMPONENT) -> Path:
+    return (caller / call["source"]).resolve()
+
+
+def moved_blocks(directory: Path) -> dict[str, str]:
+    """``{from: to}`` of the ``moved`` blocks of one directory (addresses without ``${}``)."""
+    out = {}
+    for block in load_dir(directory).get("moved", []):
+        src, dst = (re.fullmatch(r"\$\{(.+)\}", block[k]).group(1) for k in ("from", "to"))
+        assert src not in out, f"{directory.name}: two moved blocks from {src}"
+        out[src] = dst
+    return out
+
+
+def resolve_resource_address(directory: Path, address: str) -> tuple[Path, dict]:
+    """The directory and body of the resource ``[module.CALL.]*TYPE.NAME[INDEX]`` of ``directory``.
+
+    Fails when a module call or the resource does not exist, or when the index does not
+    match: ``[0]`` only for a resource with ``count``, none for one without ``count`` or
+    ``for_each``.
+    """
+    parts = address.split(".")
+    while parts[0] == "module":
+        calls = module_calls(directory)
+        assert parts[1] in calls, f"{directory.name}: no module call {parts[1]} (in {address})"
+        assert not set(calls[parts[1]]) & {"count", "for_each"}, f"{address}: module.{parts[1]} is repeated"
+        directory = module_dir(calls[parts[1]], directory)
+        parts = parts[2:]
+    m = re.fullmatch(r"(\w+)\.(\w+)(\[0\])?", ".".join(parts))
+    assert m, f"not a resource address: {address}"
+    res = resources(directory)
+    key = f"{m.group(1)}.{m.group(2)}"
+    assert key in res, f"{directory.name} declares no {key} (in {address})"
+    body = res[key]
+    assert "for_each" not in body, f"{address}: {key} uses for_each, give its key"
+    assert bool(m.group(3)) == ("count" in body), f"{address}: the index must be [0] exactly when {key} has count"
+    return directory, body
 
 
 def tf_dirs() -> list[Path]:
@@ -208,10 +282,10 @@ def test_tf_file_parses(path: Path):
 
 def test_tf_files_found():
     assert len(ALL_TF_FILES) >= 30, "the terraform tree is missing"
-    assert {p.name for p in MODULES.iterdir() if p.is_dir()} == EXPECTED_MODULES
+    assert {p.name for p in MODULES.iterdir() if p.is_dir()} == EXPECTED_MODULES | INTERNAL_MODULES
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_MODULES))
+@pytest.mark.parametrize("name", sorted(EXPECTED_MODULES | INTERNAL_MODULES))
 def test_module_layout(name: str):
     mdir = MODULES / name
     for required in ("README.md", "variables.tf", "outputs.tf", "main.tf"):
@@ -242,12 +316,20 @@ def test_component_variables_documented():
 def test_every_module_is_called():
     called = {module_dir(c).name for c in module_calls(COMPONENT).values()}
     assert called == EXPECTED_MODULES
+    called_by_modules = {module_dir(c, MODULES / m).name for m in EXPECTED_MODULES for c in module_calls(MODULES / m).values()}
+    assert called_by_modules == INTERNAL_MODULES, f"modules called by modules: {sorted(called_by_modules)}"
 
 
-@pytest.mark.parametrize("call_name", sorted(module_calls(COMPONENT)))
-def test_module_arguments_are_module_variables(call_name: str):
-    call = module_calls(COMPONENT)[call_name]
-    mvars = variables(module_dir(call))
+def _all_module_calls():
+    return [(d, name) for d in tf_dirs() for name in sorted(module_calls(d))]
+
+
+@pytest.mark.parametrize("directory,call_name", _all_module_calls(), ids=lambda v: v.name if isinstance(v, Path) else v)
+def test_module_arguments_are_module_variables(directory: Path, call_name: str):
+    call = module_calls(directory)[call_name]
+    mdir = module_dir(call, directory)
+    assert mdir.parent == MODULES and (mdir / "main.tf").is_file(), f"module.{call_name}: {call['source']} is not a module of this tree"
+    mvars = variables(mdir)
     args = set(call) - META_ARGS
     unknown = args - set(mvars)
     assert not unknown, f"module.{call_name} passes arguments its module does not declare: {sorted(unknown)}"
@@ -269,10 +351,11 @@ def test_every_reference_is_declared(directory: Path):
     assert not unused, f"{directory.name}: variables declared but never used: {sorted(unused)}"
 
 
-def test_module_output_references_exist():
-    calls = module_calls(COMPONENT)
-    outs = {name: set(outputs(module_dir(call))) for name, call in calls.items()}
-    for e in expressions(COMPONENT):
+@pytest.mark.parametrize("directory", tf_dirs(), ids=lambda p: p.name)
+def test_module_output_references_exist(directory: Path):
+    calls = module_calls(directory)
+    outs = {name: set(outputs(module_dir(call, directory))) for name, call in calls.items()}
+    for e in expressions(directory):
         for name, out in re.findall(r"(?<![\w.])module\.(\w+)(?:\[[^\]]*\])?\.(\w+)", e):
             assert name in calls, f"module.{name} is not declared"
             assert out in outs[name], f"module.{name} has no output {out}"
@@ -324,8 +407,13 @@ def test_per_target_resources_are_keyed_by_target_id(module: str, resource_names
     for name in resource_names:
         assert res[name]["for_each"] == "${local.targets}", f"{module}: {name} must use for_each = local.targets"
     assert not [k for k, body in res.items() if "count" in body], f"{module}: per-client resources must not use count"
-    # The per-client DLQ is a single resource of the per-client module instance.
-    assert "aws_sqs_queue.dlq" in res and "for_each" not in res["aws_sqs_queue.dlq"]
+    # The per-client DLQ is a single resource of the per-client module instance: it is made by
+    # the module's one (not repeated) modules/sqs-queue call, where it has no for_each.
+    calls = module_calls(mdir)
+    assert not [k for k, c in calls.items() if set(c) & {"count", "for_each"}], f"{module}: module calls must not be repeated"
+    dlq_address = MOVED_RESOURCES[module]["aws_sqs_queue.dlq"]
+    qdir, dlq = resolve_resource_address(mdir, dlq_address)
+    assert qdir.name == "sqs-queue" and "for_each" not in dlq
 
 
 def test_config_objects_are_one_per_client():
@@ -348,6 +436,152 @@ def test_alarms_cover_every_dlq_and_lambda():
         assert res[f"aws_cloudwatch_metric_alarm.{alarm}"]["for_each"] == "${local.lambda_function_names}"
     assert res["aws_cloudwatch_metric_alarm.pipe_failed"]["namespace"] == "AWS/EventBridge/Pipes"
     assert "aws_cloudwatch_dashboard.main" in res
+
+
+# --------------------------------------------------------------------------- shared SQS queue module
+
+# What each caller passes to modules/sqs-queue: the arguments its queues had before they moved
+# there (names, key, retention, visibility timeout, redrive maxReceiveCount, the rules allowed to
+# send and the policy statement ids, tags). A change here changes deployed queues.
+SQS_QUEUE_CALL_ARGUMENTS = {
+    "callback-event-queue": {
+        "name": "${local.queue_name}",
+        "kms_key_arn": "${var.kms_key_arn}",
+        "visibility_timeout_seconds": "${var.visibility_timeout_seconds}",
+        "message_retention_seconds": "${var.message_retention_seconds}",
+        "dead_letter_queue": {"name": "${local.queue_name}-dlq", "message_retention_seconds": "${var.dlq_message_retention_seconds}",
+                              "max_receive_count": "${var.max_receive_count}"},
+        "eventbridge_senders": {"source_arns": ["${aws_cloudwatch_event_rule.shared_bus.arn}"],
+                                "sid": "AllowOnlyTheSharedBusRule", "dlq_sid": "AllowTheSharedBusRuleDeadLetters"},
+        "tags": "${var.tags}",
+    },
+    "client-delivery": {
+        "name": "${var.queue_name}",
+        "kms_key_arn": "${var.kms_key_arn}",
+        "visibility_timeout_seconds": "${var.visibility_timeout_seconds}",
+        "message_retention_seconds": "${var.message_retention_seconds}",
+        "dead_letter_queue": {"name": "${var.dlq_name}", "message_retention_seconds": "${var.dlq_message_retention_seconds}",
+                              "max_receive_count": "${var.max_receive_count}"},
+        "eventbridge_senders": {"source_arns": "${[for r in aws_cloudwatch_event_rule.target : r.arn]}",
+                                "sid": "AllowOwnRules", "dlq_sid": "AllowOwnRulesDeadLetters"},
+        "tags": "${local.client_tags}",
+    },
+    "api-destinations": {
+        "name": "${local.client_name}-apidest-dlq",
+        "kms_key_arn": "${var.kms_key_arn}",
+        "message_retention_seconds": "${var.dlq_message_retention_seconds}",
+        "eventbridge_senders": {"source_arns": "${[for r in aws_cloudwatch_event_rule.target : r.arn]}",
+                                "sid": "AllowOwnRulesDeadLetters"},
+        "tags": "${local.client_tags}",
+    },
+    "transform-filter-lambda": {
+        "name": "${var.name_prefix}-rejected-events",
+        "kms_key_arn": "${var.kms_key_arn}",
+        "message_retention_seconds": 1209600,
+        "tags": "${var.tags}",
+    },
+}
+
+
+def sqs_queue_instances(call: dict) -> set[str]:
+    """Addresses, inside modules/sqs-queue, of the resources one call of it creates.
+
+    Evaluates the ``count`` of each resource from which optional inputs the call gives
+    (``local.has_X = var.Y != null``).
+    """
+    qdir = MODULES / "sqs-queue"
+    flags = {}
+    for name, expr in locals_of(qdir).items():
+        m = re.fullmatch(r"\$\{var\.(\w+) != null\}", str(expr))
+        if m:
+            flags[name] = m.group(1) in call
+    out = set()
+    for key, body in resources(qdir).items():
+        if "count" not in body:
+            out.add(key)
+            continue
+        m = re.fullmatch(r"\$\{(local\.\w+(?: && local\.\w+)*) \? 1 : 0\}", body["count"])
+        assert m, f"sqs-queue: unexpected count of {key}: {body['count']}"
+        if all(flags[name] for name in re.findall(r"local\.(\w+)", m.group(1))):
+            out.add(f"{key}[0]")
+    return out
+
+
+def test_every_sqs_queue_is_made_by_the_sqs_queue_module():
+    for directory in tf_dirs():
+        if directory.name != "sqs-queue":
+            own = [k for k in resources(directory) if k.startswith("aws_sqs_queue")]
+            assert not own, f"{directory.name} declares SQS resources itself instead of calling modules/sqs-queue: {own}"
+    users = {d.name for d in tf_dirs() for c in module_calls(d).values() if module_dir(c, d).name == "sqs-queue"}
+    assert users == set(SQS_QUEUE_CALLERS), f"modules calling sqs-queue: {sorted(users)}"
+
+
+@pytest.mark.parametrize("module", sorted(SQS_QUEUE_CALLERS))
+def test_sqs_queue_module_is_used(module: str):
+    mdir = MODULES / module
+    calls = module_calls(mdir)
+    call_name = SQS_QUEUE_CALLERS[module]
+    assert call_name in calls, f"{module} does not call modules/sqs-queue as module.{call_name}"
+    call = calls[call_name]
+    assert module_dir(call, mdir) == MODULES / "sqs-queue"
+    assert {k: v for k, v in call.items() if k not in META_ARGS} == SQS_QUEUE_CALL_ARGUMENTS[module]
+    # The module's outputs that used to name the queue resources now read the call's outputs.
+    for out in outputs(mdir).values():
+        assert "aws_sqs_queue" not in str(out["value"])
+
+
+def test_sqs_queue_module_resources():
+    """Encryption, redrive and queue policies of every queue of the pipeline."""
+    qdir = MODULES / "sqs-queue"
+    res = resources(qdir)
+    for key in ("aws_sqs_queue.this", "aws_sqs_queue.dlq"):
+        q = res[key]
+        assert q["kms_master_key_id"] == "${var.kms_key_arn}" and q["kms_data_key_reuse_period_seconds"] == 300, key
+        assert q["tags"] == "${var.tags}", key
+    assert res["aws_sqs_queue.this"]["message_retention_seconds"] == "${var.message_retention_seconds}"
+    assert res["aws_sqs_queue.this"]["visibility_timeout_seconds"] == "${var.visibility_timeout_seconds}"
+    assert res["aws_sqs_queue.dlq"]["name"] == "${var.dead_letter_queue.name}"
+    assert res["aws_sqs_queue.dlq"]["message_retention_seconds"] == "${var.dead_letter_queue.message_retention_seconds}"
+    assert res["aws_sqs_queue.this"]["redrive_policy"] == (
+        "${!local.has_dlq ? null : jsonencode({deadLetterTargetArn = aws_sqs_queue.dlq[0].arn, "
+        "maxReceiveCount = var.dead_letter_queue.max_receive_count})}"
+    )
+    allow = res["aws_sqs_queue_redrive_allow_policy.dlq"]
+    assert allow["queue_url"] == "${aws_sqs_queue.dlq[0].id}"
+    assert allow["redrive_allow_policy"] == '${jsonencode({redrivePermission = "byQueue", sourceQueueArns = [aws_sqs_queue.this.arn]})}'
+    assert res["aws_sqs_queue_policy.this"]["policy"] == '${data.aws_iam_policy_document.send["this"].json}'
+    assert res["aws_sqs_queue_policy.dlq"]["policy"] == '${data.aws_iam_policy_document.send["dlq"].json}'
+    doc = load_dir(qdir)["data"][0]["aws_iam_policy_document"]["send"]
+    allow_stmt, deny_stmt = doc["statement"]
+    assert allow_stmt["effect"] == "Allow" and allow_stmt["actions"] == ["sqs:SendMessage"]
+    assert allow_stmt["principals"] == [{"type": "Service", "identifiers": ["events.amazonaws.com"]}]
+    assert allow_stmt["condition"] == [{"test": "ArnEquals", "variable": "aws:SourceArn", "values": "${var.eventbridge_senders.source_arns}"}]
+    assert deny_stmt["sid"] == "DenyInsecureTransport" and deny_stmt["effect"] == "Deny" and deny_stmt["actions"] == ["sqs:*"]
+    assert deny_stmt["condition"] == [{"test": "Bool", "variable": "aws:SecureTransport", "values": ["false"]}]
+    assert allow_stmt["resources"] == deny_stmt["resources"] == ["${each.value.queue_arn}"]
+
+
+@pytest.mark.parametrize("module", sorted(MOVED_RESOURCES))
+def test_moved_resources_have_moved_blocks(module: str):
+    mdir = MODULES / module
+    moved = moved_blocks(mdir)
+    assert moved == MOVED_RESOURCES[module], f"{module}: moved blocks differ from the resources moved"
+    res = resources(mdir)
+    for src, dst in moved.items():
+        assert src not in res, f"{module}: {src} still exists, so it cannot have moved"
+        assert re.sub(r"\[0\]$", "", dst).split(".")[-2] == src.split(".")[0], f"{src} -> {dst} changes the resource type"
+    # Nothing the sqs-queue call creates is new: every one of its resources came from this module.
+    call_name = SQS_QUEUE_CALLERS[module]
+    created = sqs_queue_instances(module_calls(mdir)[call_name])
+    assert {dst.removeprefix(f"module.{call_name}.") for dst in moved.values()} == created
+
+
+@pytest.mark.parametrize("directory", tf_dirs(), ids=lambda p: p.name)
+def test_every_moved_block_resolves(directory: Path):
+    res = resources(directory)
+    for src, dst in moved_blocks(directory).items():
+        assert src not in res, f"{directory.name}: moved from {src}, which still exists"
+        resolve_resource_address(directory, dst)
 
 
 # --------------------------------------------------------------------------- patterns = fixture
@@ -407,7 +641,10 @@ def test_api_destination_target_parameters(fixture: dict):
     target = resources(MODULES / "api-destinations")["aws_cloudwatch_event_target.target"]
     assert target["input_path"] == fixture["apiDestinationTarget"]["inputPath"]
     assert target["http_target"][0]["header_parameters"] == fixture["apiDestinationTarget"]["headerParameters"]
-    assert target["dead_letter_config"][0]["arn"] == "${aws_sqs_queue.dlq.arn}"
+    # The dead-letter queue is the client's DLQ: module.dlq, whose `arn` is its aws_sqs_queue.this.
+    assert target["dead_letter_config"][0]["arn"] == "${module.dlq.arn}"
+    assert module_dir(module_calls(MODULES / "api-destinations")["dlq"], MODULES / "api-destinations").name == "sqs-queue"
+    assert outputs(MODULES / "sqs-queue")["arn"]["value"] == "${aws_sqs_queue.this.arn}"
     retry = target["retry_policy"][0]
     assert "var.maximum_event_age_in_seconds" in retry["maximum_event_age_in_seconds"]
     assert retry["maximum_retry_attempts"] == "${var.maximum_retry_attempts}"

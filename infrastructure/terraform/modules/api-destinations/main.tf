@@ -17,12 +17,20 @@ locals {
   client_tags = merge(var.tags, { ClientId = var.client_id })
 }
 
-resource "aws_sqs_queue" "dlq" {
-  name                              = "${local.client_name}-apidest-dlq"
-  kms_master_key_id                 = var.kms_key_arn
-  kms_data_key_reuse_period_seconds = 300
-  message_retention_seconds         = var.dlq_message_retention_seconds
-  tags                              = local.client_tags
+# The client's DLQ: callbacks EventBridge gave up on. Only the client's rules may send to it.
+module "dlq" {
+  source = "../sqs-queue"
+
+  name                      = "${local.client_name}-apidest-dlq"
+  kms_key_arn               = var.kms_key_arn
+  message_retention_seconds = var.dlq_message_retention_seconds
+
+  eventbridge_senders = {
+    source_arns = [for r in aws_cloudwatch_event_rule.target : r.arn]
+    sid         = "AllowOwnRulesDeadLetters"
+  }
+
+  tags = local.client_tags
 }
 
 resource "aws_cloudwatch_event_connection" "this" {
@@ -125,49 +133,6 @@ resource "aws_cloudwatch_event_target" "target" {
   }
 
   dead_letter_config {
-    arn = aws_sqs_queue.dlq.arn
+    arn = module.dlq.arn
   }
-}
-
-data "aws_iam_policy_document" "dlq" {
-  statement {
-    sid       = "AllowOwnRulesDeadLetters"
-    effect    = "Allow"
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.dlq.arn]
-
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [for r in aws_cloudwatch_event_rule.target : r.arn]
-    }
-  }
-
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["sqs:*"]
-    resources = [aws_sqs_queue.dlq.arn]
-
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
-resource "aws_sqs_queue_policy" "dlq" {
-  queue_url = aws_sqs_queue.dlq.id
-  policy    = data.aws_iam_policy_document.dlq.json
 }

@@ -5,17 +5,17 @@ output "client_id" {
 
 output "dlq_arn" {
   description = "ARN of the client's DLQ (callbacks EventBridge gave up on)."
-  value       = aws_sqs_queue.dlq.arn
+  value       = module.dlq.arn
 }
 
 output "dlq_url" {
   description = "URL of the client's DLQ."
-  value       = aws_sqs_queue.dlq.id
+  value       = module.dlq.url
 }
 
 output "dlq_name" {
   description = "Name of the client's DLQ."
-  value       = aws_sqs_queue.dlq.name
+  value       = module.dlq.name
 }
 
 output "rule_names" {

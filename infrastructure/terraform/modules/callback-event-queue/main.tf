@@ -10,36 +10,28 @@ locals {
   })
 }
 
-resource "aws_sqs_queue" "dlq" {
-  name                              = "${local.queue_name}-dlq"
-  kms_master_key_id                 = var.kms_key_arn
-  kms_data_key_reuse_period_seconds = 300
-  message_retention_seconds         = var.dlq_message_retention_seconds
-  tags                              = var.tags
-}
+# The queue, its DLQ and their policies: only this rule may send to them.
+module "queue" {
+  source = "../sqs-queue"
 
-resource "aws_sqs_queue" "this" {
-  name                              = local.queue_name
-  kms_master_key_id                 = var.kms_key_arn
-  kms_data_key_reuse_period_seconds = 300
-  visibility_timeout_seconds        = var.visibility_timeout_seconds
-  message_retention_seconds         = var.message_retention_seconds
+  name                       = local.queue_name
+  kms_key_arn                = var.kms_key_arn
+  visibility_timeout_seconds = var.visibility_timeout_seconds
+  message_retention_seconds  = var.message_retention_seconds
 
-  redrive_policy = jsonencode({
-    deadLetterTargetArn = aws_sqs_queue.dlq.arn
-    maxReceiveCount     = var.max_receive_count
-  })
+  dead_letter_queue = {
+    name                      = "${local.queue_name}-dlq"
+    message_retention_seconds = var.dlq_message_retention_seconds
+    max_receive_count         = var.max_receive_count
+  }
+
+  eventbridge_senders = {
+    source_arns = [aws_cloudwatch_event_rule.shared_bus.arn]
+    sid         = "AllowOnlyTheSharedBusRule"
+    dlq_sid     = "AllowTheSharedBusRuleDeadLetters"
+  }
 
   tags = var.tags
-}
-
-resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
-  queue_url = aws_sqs_queue.dlq.id
-
-  redrive_allow_policy = jsonencode({
-    redrivePermission = "byQueue"
-    sourceQueueArns   = [aws_sqs_queue.this.arn]
-  })
 }
 
 resource "aws_cloudwatch_event_rule" "shared_bus" {
@@ -54,7 +46,7 @@ resource "aws_cloudwatch_event_target" "queue" {
   rule           = aws_cloudwatch_event_rule.shared_bus.name
   event_bus_name = var.shared_event_bus_name
   target_id      = "callback-event-queue"
-  arn            = aws_sqs_queue.this.arn
+  arn            = module.queue.arn
 
   retry_policy {
     maximum_event_age_in_seconds = 86400
@@ -62,92 +54,6 @@ resource "aws_cloudwatch_event_target" "queue" {
   }
 
   dead_letter_config {
-    arn = aws_sqs_queue.dlq.arn
+    arn = module.queue.dlq_arn
   }
-}
-
-data "aws_iam_policy_document" "queue" {
-  statement {
-    sid       = "AllowOnlyTheSharedBusRule"
-    effect    = "Allow"
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.this.arn]
-
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [aws_cloudwatch_event_rule.shared_bus.arn]
-    }
-  }
-
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["sqs:*"]
-    resources = [aws_sqs_queue.this.arn]
-
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
-resource "aws_sqs_queue_policy" "this" {
-  queue_url = aws_sqs_queue.this.id
-  policy    = data.aws_iam_policy_document.queue.json
-}
-
-data "aws_iam_policy_document" "dlq" {
-  statement {
-    sid       = "AllowTheSharedBusRuleDeadLetters"
-    effect    = "Allow"
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.dlq.arn]
-
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [aws_cloudwatch_event_rule.shared_bus.arn]
-    }
-  }
-
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["sqs:*"]
-    resources = [aws_sqs_queue.dlq.arn]
-
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
-resource "aws_sqs_queue_policy" "dlq" {
-  queue_url = aws_sqs_queue.dlq.id
-  policy    = data.aws_iam_policy_document.dlq.json
 }

@@ -1,31 +1,31 @@
 output "queue_arn" {
   description = "ARN of the callback event queue (the Pipe's source)."
-  value       = aws_sqs_queue.this.arn
+  value       = module.queue.arn
 }
 
 output "queue_url" {
   description = "URL of the callback event queue."
-  value       = aws_sqs_queue.this.id
+  value       = module.queue.url
 }
 
 output "queue_name" {
   description = "Name of the callback event queue."
-  value       = aws_sqs_queue.this.name
+  value       = module.queue.name
 }
 
 output "dlq_arn" {
   description = "ARN of the callback event queue's DLQ."
-  value       = aws_sqs_queue.dlq.arn
+  value       = module.queue.dlq_arn
 }
 
 output "dlq_url" {
   description = "URL of the callback event queue's DLQ."
-  value       = aws_sqs_queue.dlq.id
+  value       = module.queue.dlq_url
 }
 
 output "dlq_name" {
   description = "Name of the callback event queue's DLQ."
-  value       = aws_sqs_queue.dlq.name
+  value       = module.queue.dlq_name
 }
 
 output "rule_arn" {

@@ -18,36 +18,28 @@ locals {
   client_tags = merge(var.tags, { ClientId = var.client_id, DeliveryLambda = var.delivery_lambda_function_name })
 }
 
-resource "aws_sqs_queue" "dlq" {
-  name                              = var.dlq_name
-  kms_master_key_id                 = var.kms_key_arn
-  kms_data_key_reuse_period_seconds = 300
-  message_retention_seconds         = var.dlq_message_retention_seconds
-  tags                              = local.client_tags
-}
+# The client's queue, its DLQ and their policies: only the client's rules may send to them.
+module "queue" {
+  source = "../sqs-queue"
 
-resource "aws_sqs_queue" "this" {
-  name                              = var.queue_name
-  kms_master_key_id                 = var.kms_key_arn
-  kms_data_key_reuse_period_seconds = 300
-  visibility_timeout_seconds        = var.visibility_timeout_seconds
-  message_retention_seconds         = var.message_retention_seconds
+  name                       = var.queue_name
+  kms_key_arn                = var.kms_key_arn
+  visibility_timeout_seconds = var.visibility_timeout_seconds
+  message_retention_seconds  = var.message_retention_seconds
 
-  redrive_policy = jsonencode({
-    deadLetterTargetArn = aws_sqs_queue.dlq.arn
-    maxReceiveCount     = var.max_receive_count
-  })
+  dead_letter_queue = {
+    name                      = var.dlq_name
+    message_retention_seconds = var.dlq_message_retention_seconds
+    max_receive_count         = var.max_receive_count
+  }
+
+  eventbridge_senders = {
+    source_arns = [for r in aws_cloudwatch_event_rule.target : r.arn]
+    sid         = "AllowOwnRules"
+    dlq_sid     = "AllowOwnRulesDeadLetters"
+  }
 
   tags = local.client_tags
-}
-
-resource "aws_sqs_queue_redrive_allow_policy" "dlq" {
-  queue_url = aws_sqs_queue.dlq.id
-
-  redrive_allow_policy = jsonencode({
-    redrivePermission = "byQueue"
-    sourceQueueArns   = [aws_sqs_queue.this.arn]
-  })
 }
 
 resource "aws_cloudwatch_event_rule" "target" {
@@ -73,7 +65,7 @@ resource "aws_cloudwatch_event_target" "queue" {
   rule           = aws_cloudwatch_event_rule.target[each.key].name
   event_bus_name = var.callbacks_event_bus_name
   target_id      = "client-queue"
-  arn            = aws_sqs_queue.this.arn
+  arn            = module.queue.arn
 
   retry_policy {
     maximum_event_age_in_seconds = 86400
@@ -81,98 +73,12 @@ resource "aws_cloudwatch_event_target" "queue" {
   }
 
   dead_letter_config {
-    arn = aws_sqs_queue.dlq.arn
+    arn = module.queue.dlq_arn
   }
-}
-
-data "aws_iam_policy_document" "queue" {
-  statement {
-    sid       = "AllowOwnRules"
-    effect    = "Allow"
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.this.arn]
-
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [for r in aws_cloudwatch_event_rule.target : r.arn]
-    }
-  }
-
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["sqs:*"]
-    resources = [aws_sqs_queue.this.arn]
-
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
-resource "aws_sqs_queue_policy" "this" {
-  queue_url = aws_sqs_queue.this.id
-  policy    = data.aws_iam_policy_document.queue.json
-}
-
-data "aws_iam_policy_document" "dlq" {
-  statement {
-    sid       = "AllowOwnRulesDeadLetters"
-    effect    = "Allow"
-    actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.dlq.arn]
-
-    principals {
-      type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-
-    condition {
-      test     = "ArnEquals"
-      variable = "aws:SourceArn"
-      values   = [for r in aws_cloudwatch_event_rule.target : r.arn]
-    }
-  }
-
-  statement {
-    sid       = "DenyInsecureTransport"
-    effect    = "Deny"
-    actions   = ["sqs:*"]
-    resources = [aws_sqs_queue.dlq.arn]
-
-    principals {
-      type        = "*"
-      identifiers = ["*"]
-    }
-
-    condition {
-      test     = "Bool"
-      variable = "aws:SecureTransport"
-      values   = ["false"]
-    }
-  }
-}
-
-resource "aws_sqs_queue_policy" "dlq" {
-  queue_url = aws_sqs_queue.dlq.id
-  policy    = data.aws_iam_policy_document.dlq.json
 }
 
 resource "aws_lambda_event_source_mapping" "this" {
-  event_source_arn                   = aws_sqs_queue.this.arn
+  event_source_arn                   = module.queue.arn
   function_name                      = var.delivery_lambda_function_arn
   batch_size                         = var.batch_size
   maximum_batching_window_in_seconds = var.maximum_batching_window_in_seconds

@@ -5,32 +5,32 @@ output "client_id" {
 
 output "queue_arn" {
   description = "ARN of the client's delivery queue."
-  value       = aws_sqs_queue.this.arn
+  value       = module.queue.arn
 }
 
 output "queue_url" {
   description = "URL of the client's delivery queue."
-  value       = aws_sqs_queue.this.id
+  value       = module.queue.url
 }
 
 output "queue_name" {
   description = "Name of the client's delivery queue."
-  value       = aws_sqs_queue.this.name
+  value       = module.queue.name
 }
 
 output "dlq_arn" {
   description = "ARN of the client's delivery DLQ."
-  value       = aws_sqs_queue.dlq.arn
+  value       = module.queue.dlq_arn
 }
 
 output "dlq_url" {
   description = "URL of the client's delivery DLQ."
-  value       = aws_sqs_queue.dlq.id
+  value       = module.queue.dlq_url
 }
 
 output "dlq_name" {
   description = "Name of the client's delivery DLQ."
-  value       = aws_sqs_queue.dlq.name
+  value       = module.queue.dlq_name
 }
 
 output "rule_names" {

@@ -6,7 +6,7 @@ locals {
     {
       CLIENT_CONFIG_BUCKET      = var.config_bucket_name
       CLIENT_CONFIG_PREFIX      = var.config_prefix
-      REJECTED_EVENTS_QUEUE_URL = aws_sqs_queue.rejected.id
+      REJECTED_EVENTS_QUEUE_URL = module.rejected_events_queue.url
       CONFIG_CACHE_TTL_SECONDS  = tostring(var.config_cache_ttl_seconds)
       MESSAGE_LINK_BASE_URL     = var.message_link_base_url
       RUST_LOG                  = var.rust_log
@@ -22,12 +22,13 @@ locals {
 }
 
 # Events the Lambda rejects (invalid CloudEvents, unknown types); kept for investigation.
-resource "aws_sqs_queue" "rejected" {
-  name                              = "${var.name_prefix}-rejected-events"
-  kms_master_key_id                 = var.kms_key_arn
-  kms_data_key_reuse_period_seconds = 300
-  message_retention_seconds         = 1209600
-  tags                              = var.tags
+module "rejected_events_queue" {
+  source = "../sqs-queue"
+
+  name                      = "${var.name_prefix}-rejected-events"
+  kms_key_arn               = var.kms_key_arn
+  message_retention_seconds = 1209600
+  tags                      = var.tags
 }
 
 resource "aws_cloudwatch_log_group" "lambda" {
@@ -82,7 +83,7 @@ data "aws_iam_policy_document" "lambda" {
   statement {
     sid       = "SendRejectedEvents"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.rejected.arn]
+    resources = [module.rejected_events_queue.arn]
   }
 
   statement {

@@ -30,15 +30,15 @@ output "pipe_arn" {
 
 output "rejected_events_queue_url" {
   description = "URL of the rejected-events queue (REJECTED_EVENTS_QUEUE_URL)."
-  value       = aws_sqs_queue.rejected.id
+  value       = module.rejected_events_queue.url
 }
 
 output "rejected_events_queue_arn" {
   description = "ARN of the rejected-events queue."
-  value       = aws_sqs_queue.rejected.arn
+  value       = module.rejected_events_queue.arn
 }
 
 output "rejected_events_queue_name" {
   description = "Name of the rejected-events queue."
-  value       = aws_sqs_queue.rejected.name
+  value       = module.rejected_events_queue.name
 }
