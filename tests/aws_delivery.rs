@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use serde_json::{json, Value};
 
 use aws_support::*;
@@ -24,7 +24,7 @@ use callbacks::aws::delivery::{
     SqsMessage,
 };
 use callbacks::aws::handler::{self, RejectFault, RejectSink, RejectedRecord};
-use callbacks::aws::s3_config::{S3ConfigSettings, S3ConfigSource};
+use callbacks::aws::s3_config::S3ConfigSource;
 use callbacks::pipeline::CoreOptions;
 use delivery_support::{Pki, Receiver, Reply};
 
@@ -39,91 +39,15 @@ impl RejectSink for NoRejects {
     }
 }
 
-/// One client, its queues and configuration on moto.
-struct Env {
-    sqs: aws_sdk_sqs::Client,
-    s3: aws_sdk_s3::Client,
-    bucket: String,
-    queue_url: String,
-    queue_arn: String,
-    dlq_url: String,
-    configs: Arc<S3ConfigSource>,
-}
+type Env = DeliveryEnv;
 
 fn config(endpoint: &str, delivery: Value, key: &str) -> Value {
-    json!({
-        "clientId": CLIENT, "applicationId": APP,
-        "subscriptions": [{"subscriptionId": "sub-msg", "subscriptionType": "MessageStatus",
-            "messageStatuses": ["DELIVERED", "FAILED"], "targetIds": ["target-1"]}],
-        "targets": [{"targetId": "target-1", "type": "API", "invocationEndpoint": endpoint,
-            "invocationMethod": "POST", "invocationRateLimit": 100,
-            "apiKey": {"headerName": "x-api-key", "headerValue": key},
-            "delivery": delivery}]
-    })
-}
-
-async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
-    sqs.get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("attributes")
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-        .cloned()
-        .expect("arn")
+    https_client_config(CLIENT, APP, key, endpoint, delivery)
 }
 
 async fn env(endpoint: &str, delivery: Value) -> Env {
-    let m = moto();
-    let sqs = sqs_client(&m.endpoint).await;
-    let s3 = s3_client(&m.endpoint).await;
-    let bucket = unique("cfg");
-    create_bucket(&s3, &bucket).await;
-    put_object(
-        &s3,
-        &bucket,
-        &format!("clients/{CLIENT}.json"),
-        config(endpoint, delivery, KEY).to_string(),
-    )
-    .await;
-    let name = unique("client-h-https");
-    let dlq_url = create_queue(&sqs, &format!("{name}-dlq")).await;
-    let dlq_arn = queue_arn(&sqs, &dlq_url).await;
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(&name)
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "100"}).to_string(),
-        )
-        .attributes(QueueAttributeName::VisibilityTimeout, "30")
-        .send()
-        .await
-        .expect("queue")
-        .queue_url()
-        .expect("url")
-        .to_string();
-    let queue_arn = queue_arn(&sqs, &queue_url).await;
-    let configs = Arc::new(S3ConfigSource::new(
-        s3.clone(),
-        S3ConfigSettings {
-            bucket: bucket.clone(),
-            prefix: "clients/".into(),
-            application_id_map_key: None,
-            ttl: Duration::ZERO,
-        },
-    ));
-    Env {
-        sqs,
-        s3,
-        bucket,
-        queue_url,
-        queue_arn,
-        dlq_url,
-        configs,
-    }
+    let config = config(endpoint, delivery, KEY);
+    DeliveryEnv::new(CLIENT, &config, "client-h-https", 100, 30).await
 }
 
 type App<D> = Delivery<SqsQueue, HttpSenders, S3ConfigSource, D>;
@@ -261,10 +185,6 @@ async fn receiver(pki: &Pki, replies: Vec<Reply>) -> Receiver {
             .unwrap_or_else(|| Reply::status(202))
     })
     .await
-}
-
-fn fast_retries() -> Value {
-    json!({"mode": "https", "initialBackoffMs": 1000, "maxBackoffMs": 1000, "timeoutMs": 5000})
 }
 
 #[tokio::test]
@@ -427,32 +347,8 @@ async fn a_negative_retry_after_dead_letters_at_once() {
 }
 
 async fn dynamo_state() -> DynamoState {
-    let sdk = sdk_config(&moto().endpoint).await;
-    let db = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = unique("delivery-state");
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    db.create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attr"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key"),
-        )
-        .send()
-        .await
-        .expect("create table");
+    let db = aws_sdk_dynamodb::Client::new(&sdk_config(&moto().endpoint).await);
+    let table = state_table(&db, "delivery-state").await;
     DynamoState::new(db, table)
 }
 

@@ -19,14 +19,13 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use serde_json::{json, Value};
 
 use aws_support::*;
 use callbacks::aws::delivery::sqs::attr;
 use callbacks::aws::delivery::AttemptRecord;
 use callbacks::aws::handler::{self, RejectFault, RejectSink, RejectedRecord};
-use callbacks::aws::s3_config::{S3ConfigSettings, S3ConfigSource};
 use callbacks::pipeline::CoreOptions;
 use delivery_support::{Pki, Receiver, Reply};
 use runtime_support::{binary, lambda_env, Function, Outcome, RuntimeApi, Stream};
@@ -47,127 +46,19 @@ fn delivery_path() -> String {
 // The client on moto
 // ---------------------------------------------------------------------------------------------
 
-/// One client: its configuration in S3, its https queue with a redrive policy to its DLQ.
-struct Env {
-    sqs: aws_sdk_sqs::Client,
-    bucket: String,
-    queue_url: String,
-    queue_arn: String,
-    dlq_url: String,
-    /// The transform-filter Lambda's view of the same configuration (to make the bus events).
-    configs: Arc<S3ConfigSource>,
-}
+/// The client: its configuration in S3, its https queue with a redrive policy to its DLQ; its
+/// `configs` is the transform-filter Lambda's view of the configuration (to make bus events).
+type Env = DeliveryEnv;
 
 fn client_config(endpoint: &str, delivery: Value) -> Value {
-    json!({
-        "clientId": CLIENT, "applicationId": APP,
-        "subscriptions": [{"subscriptionId": "sub-msg", "subscriptionType": "MessageStatus",
-            "messageStatuses": ["DELIVERED", "FAILED"], "targetIds": ["target-1"]}],
-        "targets": [{"targetId": "target-1", "type": "API", "invocationEndpoint": endpoint,
-            "invocationMethod": "POST", "invocationRateLimit": 100,
-            "apiKey": {"headerName": "x-api-key", "headerValue": KEY},
-            "delivery": delivery}]
-    })
+    https_client_config(CLIENT, APP, KEY, endpoint, delivery)
 }
 
-/// Quick retries: a retryable failure comes back after one second.
-fn fast_retries() -> Value {
-    json!({"mode": "https", "initialBackoffMs": 1000, "maxBackoffMs": 1000, "timeoutMs": 5000})
-}
-
-async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
-    sqs.get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("attributes")
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
-        .cloned()
-        .expect("arn")
-}
-
+/// The queue's visibility timeout is far longer than the tests: a message that comes back
+/// within seconds came back because the function changed its visibility.
 async fn client_env(endpoint: &str, delivery: Value) -> Env {
-    let m = moto();
-    let sqs = sqs_client(&m.endpoint).await;
-    let s3 = s3_client(&m.endpoint).await;
-    let bucket = unique("delivery-rt-cfg");
-    create_bucket(&s3, &bucket).await;
-    put_object(
-        &s3,
-        &bucket,
-        &format!("clients/{CLIENT}.json"),
-        client_config(endpoint, delivery).to_string(),
-    )
-    .await;
-    let name = unique("client-d-https");
-    let dlq_url = create_queue(&sqs, &format!("{name}-dlq")).await;
-    let dlq_arn = queue_arn(&sqs, &dlq_url).await;
-    // The queue's visibility timeout is far longer than the tests: a message that comes back
-    // within seconds came back because the function changed its visibility.
-    let queue_url = sqs
-        .create_queue()
-        .queue_name(&name)
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}).to_string(),
-        )
-        .attributes(QueueAttributeName::VisibilityTimeout, "180")
-        .send()
-        .await
-        .expect("queue")
-        .queue_url()
-        .expect("url")
-        .to_string();
-    let queue_arn = queue_arn(&sqs, &queue_url).await;
-    let configs = Arc::new(S3ConfigSource::new(
-        s3,
-        S3ConfigSettings {
-            bucket: bucket.clone(),
-            prefix: "clients/".into(),
-            application_id_map_key: None,
-            ttl: Duration::ZERO,
-        },
-    ));
-    Env {
-        sqs,
-        bucket,
-        queue_url,
-        queue_arn,
-        dlq_url,
-        configs,
-    }
-}
-
-/// A DynamoDB table for `DELIVERY_STATE_TABLE` (`pk` string key).
-async fn state_table() -> String {
-    use aws_sdk_dynamodb::types::{
-        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    };
-    let db = aws_sdk_dynamodb::Client::new(&sdk_config(&moto().endpoint).await);
-    let table = unique("delivery-rt-state");
-    db.create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("pk")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .expect("attr"),
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("pk")
-                .key_type(KeyType::Hash)
-                .build()
-                .expect("key"),
-        )
-        .send()
-        .await
-        .expect("create table");
-    table
+    let config = client_config(endpoint, delivery);
+    DeliveryEnv::new(CLIENT, &config, "client-d-https", 5, 180).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -615,7 +506,8 @@ async fn a_500_is_retried_through_batch_item_failures_and_a_400_is_dead_lettered
     // ev-rt-retry: 500, then 400 on the next receive; ev-rt-bad: 400; ev-rt-ok: 202.
     let rx = receiver(&pki, &[("ev-rt-retry", &[500, 400]), ("ev-rt-bad", &[400])]).await;
     let env = client_env(&rx.url("/cb"), fast_retries()).await;
-    let table = state_table().await;
+    let db = aws_sdk_dynamodb::Client::new(&sdk_config(&moto().endpoint).await);
+    let table = state_table(&db, "delivery-rt-state").await;
     let mut sent = HashMap::new();
     for event_id in ["ev-rt-ok", "ev-rt-retry", "ev-rt-bad"] {
         sent.insert(

@@ -432,3 +432,177 @@ pub async fn drain_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<Value> {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The delivery Lambda's client on moto (tests/aws_delivery*.rs)
+// ---------------------------------------------------------------------------------------------
+
+/// An https-mode client: one MessageStatus subscription (DELIVERED, FAILED) on one target,
+/// `target-1`, at `endpoint` with API key `key` and the given `delivery` settings.
+pub fn https_client_config(
+    client: &str,
+    app: &str,
+    key: &str,
+    endpoint: &str,
+    delivery: Value,
+) -> Value {
+    json!({
+        "clientId": client, "applicationId": app,
+        "subscriptions": [{"subscriptionId": "sub-msg", "subscriptionType": "MessageStatus",
+            "messageStatuses": ["DELIVERED", "FAILED"], "targetIds": ["target-1"]}],
+        "targets": [{"targetId": "target-1", "type": "API", "invocationEndpoint": endpoint,
+            "invocationMethod": "POST", "invocationRateLimit": 100,
+            "apiKey": {"headerName": "x-api-key", "headerValue": key},
+            "delivery": delivery}]
+    })
+}
+
+/// Delivery settings with quick retries: a retryable failure comes back after one second.
+pub fn fast_retries() -> Value {
+    json!({"mode": "https", "initialBackoffMs": 1000, "maxBackoffMs": 1000, "timeoutMs": 5000})
+}
+
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("attributes")
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .cloned()
+        .expect("arn")
+}
+
+/// A client's queue and its dead-letter queue.
+pub struct ClientQueue {
+    pub url: String,
+    pub arn: String,
+    pub dlq_url: String,
+}
+
+/// Creates queue `name` with a redrive policy to a new `{name}-dlq`.
+pub async fn client_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    max_receive_count: u32,
+    visibility_timeout_seconds: u32,
+) -> ClientQueue {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    let dlq_url = create_queue(sqs, &format!("{name}-dlq")).await;
+    let dlq_arn = queue_arn(sqs, &dlq_url).await;
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count.to_string()})
+                .to_string(),
+        )
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            visibility_timeout_seconds.to_string(),
+        )
+        .send()
+        .await
+        .expect("queue")
+        .queue_url()
+        .expect("url")
+        .to_string();
+    let arn = queue_arn(sqs, &url).await;
+    ClientQueue { url, arn, dlq_url }
+}
+
+/// A DynamoDB table with a string key `pk` (the delivery Lambda's `DELIVERY_STATE_TABLE`).
+pub async fn state_table(db: &aws_sdk_dynamodb::Client, prefix: &str) -> String {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    let table = unique(prefix);
+    db.create_table()
+        .table_name(&table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("pk")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("attr"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("pk")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .send()
+        .await
+        .expect("create table");
+    table
+}
+
+/// One https-mode client on moto: its configuration in S3 (under `clients/`), its queue with a
+/// redrive policy to its DLQ, and a configuration source reading that bucket (TTL 0).
+pub struct DeliveryEnv {
+    pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub bucket: String,
+    pub queue_url: String,
+    pub queue_arn: String,
+    pub dlq_url: String,
+    pub configs: std::sync::Arc<callbacks::aws::s3_config::S3ConfigSource>,
+}
+
+impl DeliveryEnv {
+    /// `config`: the client's configuration document; the queue is named `{name}-…` with
+    /// `max_receive_count` and `visibility_timeout_seconds`.
+    pub async fn new(
+        client: &str,
+        config: &Value,
+        name: &str,
+        max_receive_count: u32,
+        visibility_timeout_seconds: u32,
+    ) -> DeliveryEnv {
+        use callbacks::aws::s3_config::{S3ConfigSettings, S3ConfigSource};
+        let m = moto();
+        let sqs = sqs_client(&m.endpoint).await;
+        let s3 = s3_client(&m.endpoint).await;
+        let bucket = unique(&format!("{name}-cfg"));
+        create_bucket(&s3, &bucket).await;
+        put_object(
+            &s3,
+            &bucket,
+            &format!("clients/{client}.json"),
+            config.to_string(),
+        )
+        .await;
+        let queue = client_queue(
+            &sqs,
+            &unique(name),
+            max_receive_count,
+            visibility_timeout_seconds,
+        )
+        .await;
+        let configs = std::sync::Arc::new(S3ConfigSource::new(
+            s3.clone(),
+            S3ConfigSettings {
+                bucket: bucket.clone(),
+                prefix: "clients/".into(),
+                application_id_map_key: None,
+                ttl: Duration::ZERO,
+            },
+        ));
+        DeliveryEnv {
+            sqs,
+            s3,
+            bucket,
+            queue_url: queue.url,
+            queue_arn: queue.arn,
+            dlq_url: queue.dlq_url,
+            configs,
+        }
+    }
+}
