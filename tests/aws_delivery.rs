@@ -165,16 +165,7 @@ async fn poll<D: DeliveryState>(env: &Env, app: &Arc<App<D>>, want: usize) -> Ba
 }
 
 async fn visible(env: &Env, url: &str) -> usize {
-    env.sqs
-        .receive_message()
-        .queue_url(url)
-        .max_number_of_messages(10)
-        .visibility_timeout(0)
-        .send()
-        .await
-        .expect("receive")
-        .messages()
-        .len()
+    visible_messages(&env.sqs, url).await
 }
 
 async fn receiver(pki: &Pki, replies: Vec<Reply>) -> Receiver {

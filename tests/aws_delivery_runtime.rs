@@ -231,18 +231,8 @@ async fn poll(api: &RuntimeApi, env: &Env, want: usize) -> (String, Vec<u8>, Vec
     (request_id, body, messages)
 }
 
-/// Messages visible on a queue now (left visible).
 async fn visible(env: &Env, url: &str) -> usize {
-    env.sqs
-        .receive_message()
-        .queue_url(url)
-        .max_number_of_messages(10)
-        .visibility_timeout(0)
-        .send()
-        .await
-        .expect("receive")
-        .messages()
-        .len()
+    visible_messages(&env.sqs, url).await
 }
 
 /// Takes `want` dead letters off the DLQ (waiting up to 10 s), then checks there are no more.

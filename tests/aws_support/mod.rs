@@ -606,3 +606,16 @@ impl DeliveryEnv {
         }
     }
 }
+
+/// How many messages are visible on a queue now (received with visibility 0: left visible).
+pub async fn visible_messages(sqs: &aws_sdk_sqs::Client, url: &str) -> usize {
+    sqs.receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .expect("receive")
+        .messages()
+        .len()
+}
