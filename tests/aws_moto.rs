@@ -44,22 +44,24 @@ fn key(client: &str) -> String {
     format!("{PREFIX}{client}.json")
 }
 
+/// A new bucket on moto holding the sample configuration of each of `clients`.
+async fn bucket_with(clients: &[&str]) -> (aws_sdk_s3::Client, String) {
+    let s3 = s3_client(&moto().endpoint).await;
+    let bucket = unique("cfg");
+    create_bucket(&s3, &bucket).await;
+    for c in clients {
+        put_object(&s3, &bucket, &key(c), client_config(c).to_string()).await;
+    }
+    (s3, bucket)
+}
+
 fn statuses(settings: &callbacks::config::ClientSettings) -> Value {
     serde_json::to_value(&settings.document.subscriptions).expect("ser")
 }
 
 #[tokio::test]
 async fn config_is_loaded_cached_and_revalidated_by_etag() {
-    let s3 = s3_client(&moto().endpoint).await;
-    let bucket = unique("cfg");
-    create_bucket(&s3, &bucket).await;
-    put_object(
-        &s3,
-        &bucket,
-        &key("client-a"),
-        client_config("client-a").to_string(),
-    )
-    .await;
+    let (s3, bucket) = bucket_with(&["client-a"]).await;
 
     // TTL 0: every lookup goes to S3 (with If-None-Match once an ETag is known).
     let src = source(&bucket, Duration::ZERO, None).await;
@@ -97,12 +99,7 @@ async fn config_is_loaded_cached_and_revalidated_by_etag() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_lookups_of_a_cold_client_read_s3_once() {
-    let s3 = s3_client(&moto().endpoint).await;
-    let bucket = unique("cfg");
-    create_bucket(&s3, &bucket).await;
-    for c in ["client-a", "client-b"] {
-        put_object(&s3, &bucket, &key(c), client_config(c).to_string()).await;
-    }
+    let (_s3, bucket) = bucket_with(&["client-a", "client-b"]).await;
     let src = Arc::new(source(&bucket, Duration::from_secs(60), None).await);
     let lookups: Vec<_> = (0..16)
         .map(|i| {
@@ -126,9 +123,7 @@ async fn concurrent_lookups_of_a_cold_client_read_s3_once() {
 
 #[tokio::test]
 async fn a_missing_object_means_no_subscriptions_until_it_appears() {
-    let s3 = s3_client(&moto().endpoint).await;
-    let bucket = unique("cfg");
-    create_bucket(&s3, &bucket).await;
+    let (s3, bucket) = bucket_with(&[]).await;
     let src = source(&bucket, Duration::ZERO, None).await;
     assert!(settings(&src, "client-a", "missing is not a fault")
         .await
@@ -155,9 +150,7 @@ async fn a_missing_object_means_no_subscriptions_until_it_appears() {
 
 #[tokio::test]
 async fn an_invalid_object_is_ignored_and_the_last_good_version_stays_in_force() {
-    let s3 = s3_client(&moto().endpoint).await;
-    let bucket = unique("cfg");
-    create_bucket(&s3, &bucket).await;
+    let (s3, bucket) = bucket_with(&[]).await;
     let src = source(&bucket, Duration::ZERO, None).await;
 
     // Invalid with nothing cached: no configuration in force, not a fault.
@@ -216,9 +209,7 @@ async fn an_invalid_object_is_ignored_and_the_last_good_version_stays_in_force()
 
 #[tokio::test]
 async fn application_ids_come_from_the_map_object_and_follow_its_changes() {
-    let s3 = s3_client(&moto().endpoint).await;
-    let bucket = unique("cfg");
-    create_bucket(&s3, &bucket).await;
+    let (s3, bucket) = bucket_with(&[]).await;
     let mut doc = client_config("client-a");
     doc.as_object_mut().expect("object").remove("applicationId");
     put_object(&s3, &bucket, &key("client-a"), doc.to_string()).await;
@@ -252,16 +243,7 @@ async fn application_ids_come_from_the_map_object_and_follow_its_changes() {
 
 #[tokio::test]
 async fn s3_unreachable_is_a_fault_only_when_nothing_is_cached() {
-    let s3 = s3_client(&moto().endpoint).await;
-    let bucket = unique("cfg");
-    create_bucket(&s3, &bucket).await;
-    put_object(
-        &s3,
-        &bucket,
-        &key("client-a"),
-        client_config("client-a").to_string(),
-    )
-    .await;
+    let (s3, bucket) = bucket_with(&["client-a"]).await;
     let src = source(&bucket, Duration::ZERO, None).await;
     let good = settings(&src, "client-a", "load")
         .await
@@ -348,17 +330,8 @@ async fn rejected_events_reach_the_queue_with_their_reasons() {
 #[tokio::test]
 async fn handler_with_s3_and_sqs_sends_bad_events_to_the_queue_and_the_rest_proceed() {
     let endpoint = &moto().endpoint;
-    let s3 = s3_client(endpoint).await;
     let sqs = sqs_client(endpoint).await;
-    let bucket = unique("cfg");
-    create_bucket(&s3, &bucket).await;
-    put_object(
-        &s3,
-        &bucket,
-        &key("client-a"),
-        client_config("client-a").to_string(),
-    )
-    .await;
+    let (_s3, bucket) = bucket_with(&["client-a"]).await;
     let url = create_queue(&sqs, &unique("rejects")).await;
     let configs = Arc::new(source(&bucket, Duration::from_secs(60), None).await);
     let rejects = SqsRejects::new(sqs.clone(), url.clone());
