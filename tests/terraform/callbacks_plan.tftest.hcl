@@ -92,6 +92,11 @@ run "plan_two_clients" {
   }
 
   assert {
+    condition     = module.client_delivery["client-b"].message_retention_seconds == 14400
+    error_message = "A 2-hour retry budget keeps the default 4-hour queue retention."
+  }
+
+  assert {
     condition     = keys(output.dlq_arns) == ["api-destination/client-a", "api-destination/client-b", "callback-event-queue", "https/client-b"]
     error_message = "Every DLQ must be listed per client."
   }
@@ -213,5 +218,54 @@ run "api_destination_only_has_no_delivery_lambda" {
   assert {
     condition     = length(module.delivery_lambda) == 0 && length(module.client_delivery) == 0 && keys(module.api_destinations) == ["client-c"]
     error_message = "Without https targets there must be no delivery Lambda and no client-delivery instance."
+  }
+}
+
+run "queue_retention_covers_the_longest_retry_budget" {
+  command = plan
+
+  variables {
+    clients = {
+      "client-c" = {
+        clientId      = "client-c"
+        applicationId = "app-c"
+        subscriptions = [{ subscriptionId = "s", subscriptionType = "MessageStatus", messageStatuses = ["DELIVERED"], targetIds = ["short", "long", "default"] }]
+        targets = [
+          {
+            targetId            = "short"
+            type                = "API"
+            invocationEndpoint  = "https://c.example/short"
+            invocationMethod    = "POST"
+            invocationRateLimit = 1
+            apiKey              = { headerName = "x-api-key" }
+            delivery            = { mode = "https", maxRetryDurationSeconds = 600 }
+          },
+          {
+            targetId            = "long"
+            type                = "API"
+            invocationEndpoint  = "https://c.example/long"
+            invocationMethod    = "POST"
+            invocationRateLimit = 1
+            apiKey              = { headerName = "x-api-key" }
+            delivery            = { mode = "https", maxRetryDurationSeconds = 86400 }
+          },
+          {
+            targetId            = "default"
+            type                = "API"
+            invocationEndpoint  = "https://c.example/default"
+            invocationMethod    = "POST"
+            invocationRateLimit = 1
+            apiKey              = { headerName = "x-api-key" }
+            delivery            = { mode = "https" }
+          },
+        ]
+      }
+    }
+    client_api_keys = { "client-c/short" = "k1", "client-c/long" = "k2", "client-c/default" = "k3" }
+  }
+
+  assert {
+    condition     = module.client_delivery["client-c"].message_retention_seconds == 90000
+    error_message = "The queue must keep callbacks for the longest retry budget (24 h) plus an hour."
   }
 }

@@ -459,7 +459,7 @@ SQS_QUEUE_CALL_ARGUMENTS = {
         "name": "${var.queue_name}",
         "kms_key_arn": "${var.kms_key_arn}",
         "visibility_timeout_seconds": "${var.visibility_timeout_seconds}",
-        "message_retention_seconds": "${var.message_retention_seconds}",
+        "message_retention_seconds": "${local.message_retention_seconds}",
         "dead_letter_queue": {"name": "${var.dlq_name}", "message_retention_seconds": "${var.dlq_message_retention_seconds}",
                               "max_receive_count": "${var.max_receive_count}"},
         "eventbridge_senders": {"source_arns": "${[for r in aws_cloudwatch_event_rule.target : r.arn]}",

@@ -15,6 +15,12 @@ locals {
   # rate limits bound useful concurrency; SQS event source mappings need >= 2.
   maximum_concurrency = min(1000, max(2, sum([for t in var.targets : t.invocationRateLimit])))
 
+  # The queue keeps a callback for the client's longest retry budget plus an hour: the Lambda
+  # dead-letters before the retention runs out, so a shorter retention would silently shorten
+  # maxRetryDurationSeconds (default 2 hours, as in the delivery engine).
+  longest_retry_budget_seconds = max(0, [for t in var.targets : coalesce(try(t.delivery.maxRetryDurationSeconds, null), 7200)]...)
+  message_retention_seconds    = min(1209600, max(var.message_retention_seconds, local.longest_retry_budget_seconds + 3600))
+
   client_tags = merge(var.tags, { ClientId = var.client_id, DeliveryLambda = var.delivery_lambda_function_name })
 }
 
@@ -25,7 +31,7 @@ module "queue" {
   name                       = var.queue_name
   kms_key_arn                = var.kms_key_arn
   visibility_timeout_seconds = var.visibility_timeout_seconds
-  message_retention_seconds  = var.message_retention_seconds
+  message_retention_seconds  = local.message_retention_seconds
 
   dead_letter_queue = {
     name                      = var.dlq_name

@@ -18,6 +18,11 @@ output "queue_name" {
   value       = module.queue.name
 }
 
+output "message_retention_seconds" {
+  description = "Retention of the client's delivery queue: at least its longest retry budget plus an hour."
+  value       = local.message_retention_seconds
+}
+
 output "dlq_arn" {
   description = "ARN of the client's delivery DLQ."
   value       = module.queue.dlq_arn

@@ -43,6 +43,9 @@ variable "targets" {
   type = list(object({
     targetId            = string
     invocationRateLimit = number
+    delivery = optional(object({
+      maxRetryDurationSeconds = optional(number)
+    }))
   }))
 
   validation {
@@ -115,7 +118,7 @@ variable "visibility_timeout_seconds" {
 }
 
 variable "message_retention_seconds" {
-  description = "How long a callback may wait on the client's queue (the Lambda stops retrying after maxRetryDurationSeconds, default 2 hours)."
+  description = "How long a callback may wait on the client's queue, at least. Raised for a client to its longest maxRetryDurationSeconds (default 2 hours) plus an hour, at most 14 days: the Lambda stops retrying before the retention would drop a callback, so a shorter retention would cut the retry budget."
   type        = number
   default     = 14400
 
