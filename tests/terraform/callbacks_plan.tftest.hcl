@@ -87,8 +87,8 @@ run "plan_two_clients" {
   }
 
   assert {
-    condition     = module.client_delivery["client-b"].maximum_concurrency == 20
-    error_message = "maximum_concurrency must follow the https targets' invocationRateLimit."
+    condition     = module.client_delivery["client-b"].maximum_concurrency == 2
+    error_message = "maximum_concurrency must be the https targets' summed invocationRateLimit / 10, at least 2."
   }
 
   assert {
@@ -267,5 +267,45 @@ run "queue_retention_covers_the_longest_retry_budget" {
   assert {
     condition     = module.client_delivery["client-c"].message_retention_seconds == 90000
     error_message = "The queue must keep callbacks for the longest retry budget (24 h) plus an hour."
+  }
+}
+
+run "maximum_concurrency_is_one_environment_per_ten_per_second" {
+  command = plan
+
+  variables {
+    clients = {
+      "client-c" = {
+        clientId      = "client-c"
+        applicationId = "app-c"
+        subscriptions = [{ subscriptionId = "s", subscriptionType = "MessageStatus", messageStatuses = ["DELIVERED"], targetIds = ["a", "b"] }]
+        targets = [
+          {
+            targetId            = "a"
+            type                = "API"
+            invocationEndpoint  = "https://c.example/a"
+            invocationMethod    = "POST"
+            invocationRateLimit = 150
+            apiKey              = { headerName = "x-api-key" }
+            delivery            = { mode = "https" }
+          },
+          {
+            targetId            = "b"
+            type                = "API"
+            invocationEndpoint  = "https://c.example/b"
+            invocationMethod    = "POST"
+            invocationRateLimit = 1
+            apiKey              = { headerName = "x-api-key" }
+            delivery            = { mode = "https" }
+          },
+        ]
+      }
+    }
+    client_api_keys = { "client-c/a" = "k1", "client-c/b" = "k2" }
+  }
+
+  assert {
+    condition     = module.client_delivery["client-c"].maximum_concurrency == 16
+    error_message = "151 requests/s summed must give 16 environments (rounded up)."
   }
 }

@@ -672,6 +672,12 @@ def test_event_source_mapping_contract():
     assert esm["scaling_config"][0]["maximum_concurrency"] == "${local.maximum_concurrency}"
     expr = locals_of(MODULES / "client-delivery")["maximum_concurrency"]
     assert "max(2," in expr and "invocationRateLimit" in expr, expr
+    # The delivery Lambda computes the same cap (ConcurrencyCap::Terraform): one environment per
+    # RATE_PER_ENVIRONMENT requests/s, rounded up.
+    rust = (REPO / "src/aws/delivery/mod.rs").read_text()
+    per_env = re.search(r"pub const RATE_PER_ENVIRONMENT: u64 = (\d+);", rust)
+    assert per_env, "RATE_PER_ENVIRONMENT not found in src/aws/delivery/mod.rs"
+    assert f"ceil(sum([for t in var.targets : t.invocationRateLimit]) / {per_env.group(1)})" in expr, expr
 
 
 # --------------------------------------------------------------------------- example tfvars

@@ -339,12 +339,18 @@ pub trait DeliveryState: Send + Sync + 'static {
 // Options, results, metrics
 // ---------------------------------------------------------------------------------------------
 
+/// The requests per second the Terraform formula gives one execution environment: a batch of
+/// 10 callbacks for one target then takes about a second of Lambda time, not `10·C/r` seconds of
+/// waiting for tokens (a cap equal to the summed rate gave each environment 1/s).
+pub const RATE_PER_ENVIRONMENT: u64 = 10;
+
 /// How many invocations may deliver for one client at once: the event source mapping's
 /// `maximum_concurrency`. Each invocation gets `invocationRateLimit / cap` of a target's rate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConcurrencyCap {
-    /// The Terraform formula (`modules/client-delivery`, `local.maximum_concurrency`): the sum
-    /// of the client's https targets' `invocationRateLimit`, at least 2, at most 1000.
+    /// The Terraform formula (`modules/client-delivery`, `local.maximum_concurrency`): one
+    /// execution environment per [`RATE_PER_ENVIRONMENT`] requests per second of the client's
+    /// https targets' summed `invocationRateLimit`, rounded up, at least 2, at most 1000.
     Terraform,
     /// A fixed cap (`CLIENT_MAX_CONCURRENCY`, when the mappings are set differently).
     Fixed(u32),
@@ -362,7 +368,8 @@ impl ConcurrencyCap {
                     .filter(|t| DeliverySettings::of(t).mode == DeliveryMode::Https)
                     .map(|t| t.invocation_rate_limit.get())
                     .sum();
-                u32::try_from(sum.clamp(2, 1000)).unwrap_or(1000)
+                let environments = sum.div_ceil(RATE_PER_ENVIRONMENT);
+                u32::try_from(environments.clamp(2, 1000)).unwrap_or(1000)
             }
         }
     }

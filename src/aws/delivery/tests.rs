@@ -384,8 +384,28 @@ async fn no_token_is_waited_for_past_the_deadline() {
 
 #[test]
 fn the_concurrency_cap_mirrors_the_terraform_formula() {
+    // One environment per 10/s of the https targets' summed rate, rounded up, at least 2.
     let https = client(json!({"mode": "https"}));
-    assert_eq!(ConcurrencyCap::Terraform.of(&https), 50);
+    assert_eq!(ConcurrencyCap::Terraform.of(&https), 5, "50/s");
+    let with_rates = |rates: &[u64]| {
+        let targets: Vec<_> = rates
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                json!({"targetId": format!("t{i}"), "type": "API",
+                "invocationEndpoint": "https://c1.example/cb", "invocationMethod": "POST",
+                "invocationRateLimit": r, "apiKey": {"headerName": "x-api-key", "headerValue": "k"},
+                "delivery": {"mode": "https"}})
+            })
+            .collect();
+        let doc = json!({"clientId": "c1", "applicationId": "app-1", "subscriptions": [], "targets": targets});
+        let c =
+            parse_client("c1.json", doc.to_string().as_bytes(), &HashMap::new()).expect("valid");
+        ConcurrencyCap::Terraform.of(&c)
+    };
+    assert_eq!(with_rates(&[21]), 3, "rounded up");
+    assert_eq!(with_rates(&[15, 6]), 3, "summed over https targets");
+    assert_eq!(with_rates(&[1]), 2, "at least 2");
     let api = client(json!({}));
     assert_eq!(ConcurrencyCap::Terraform.of(&api), 2, "at least 2");
     assert_eq!(ConcurrencyCap::Fixed(0).of(&api), 1);

@@ -11,9 +11,12 @@ locals {
     )
   }
 
-  # One Lambda invocation delivers to one target at a time, so the client's
-  # rate limits bound useful concurrency; SQS event source mappings need >= 2.
-  maximum_concurrency = min(1000, max(2, sum([for t in var.targets : t.invocationRateLimit])))
+  # One execution environment per 10 requests/s of the client's summed rate
+  # limits (rounded up): each gets rate / concurrency of every target, so a batch
+  # of 10 takes about a second rather than idling for tokens. The delivery Lambda
+  # computes the same number (ConcurrencyCap::Terraform, RATE_PER_ENVIRONMENT).
+  # SQS event source mappings need >= 2.
+  maximum_concurrency = min(1000, max(2, ceil(sum([for t in var.targets : t.invocationRateLimit]) / 10)))
 
   # The queue keeps a callback for the client's longest retry budget plus an hour: the Lambda
   # dead-letters before the retention runs out, so a shorter retention would silently shorten
