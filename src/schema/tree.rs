@@ -140,8 +140,13 @@ impl<'de> Deserialize<'de> for Tree<'de> {
                 Ok(Tree::Array(items))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Tree<'de>, A::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0).clamp(8, 64));
+                // Room for a typical object at its first member; an empty object allocates
+                // nothing (no more memory per input byte than a `Value` takes).
+                let mut members = Vec::new();
                 while let Some((Text(k), v)) = map.next_entry::<Text<'de>, Tree<'de>>()? {
+                    if members.is_empty() {
+                        members.reserve(map.size_hint().unwrap_or(0).clamp(8, 64));
+                    }
                     members.push((k, v));
                 }
                 Ok(Tree::Object(members))
