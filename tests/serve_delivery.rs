@@ -182,6 +182,40 @@ async fn delivers_signed_callbacks_exactly_as_the_core_makes_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_element_that_is_rejected_is_kept_exactly_as_it_was_sent() {
+    let recv = Receiver::start().await;
+    let (_root, config, data) = dirs();
+    write_config(
+        &config,
+        "client-a",
+        &client_config("client-a", &[TargetSpec::new("t1", recv.url("a"))]),
+    );
+    let server = Server::start(&config, &data);
+    let good =
+        serde_json::to_string_pretty(&message_event("client-a", "ev-good", "DELIVERED")).unwrap();
+    // Spacing, key order and an escape that a re-serialization would change.
+    let bad = "{ \"zz\" : 1 ,\n  \"id\":\"ev-\\u0062ad\", \"type\": 7 }";
+    let body = format!("[\n  {good},\n  {bad}\n]");
+    let (status, report) = server
+        .post("application/cloudevents-batch+json", body.into_bytes())
+        .await;
+    assert_eq!(status, 207, "{report}");
+    assert_eq!(report["accepted"], 1, "{report}");
+    assert_eq!(report["rejected"][0]["index"], 1, "{report}");
+    assert_eq!(report["rejected"][0]["eventId"], "ev-bad", "{report}");
+    wait_for(Duration::from_secs(10), "the good event's callback", || {
+        recv.records().len() == 1
+    })
+    .await;
+    let conn = rusqlite::Connection::open(data.join("callbacks.db")).unwrap();
+    let kept: Vec<u8> = conn
+        .query_row("SELECT body FROM rejects", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(String::from_utf8(kept).unwrap(), bad);
+    assert_eq!(server.terminate(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_endpoints_need_allow_http() {
     let (_root, config, data) = dirs();
     write_config(

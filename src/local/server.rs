@@ -13,10 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::config::ConfigSet;
-use crate::event;
 use crate::pipeline::{self, CoreOptions, Outcome, ProcessError};
 use crate::schema::FieldError;
 
@@ -176,28 +175,22 @@ fn process_single(body: &[u8], configs: &ConfigSet, core: &CoreOptions) -> Proce
     Processed { accept, report }
 }
 
-fn process_batch(items: Vec<Value>, configs: &ConfigSet, core: &CoreOptions) -> Processed {
+/// The elements of a batch, each as the exact text it was sent as; `None` when the body is not
+/// a JSON array.
+fn batch_items(body: &[u8]) -> Option<Vec<&RawValue>> {
+    serde_json::from_slice(body).ok()
+}
+
+/// Each element goes through the same path as a single event (the core's fast path, its size
+/// limit, the reference path for rejections); a rejected element is kept as it was sent.
+fn process_batch(items: &[&RawValue], configs: &ConfigSet, core: &CoreOptions) -> Processed {
     let mut accept = Accept::default();
     let mut report = empty_report();
-    for (i, item) in items.into_iter().enumerate() {
-        let raw = serde_json::to_vec(&item).unwrap_or_default();
-        if raw.len() > event::MAX_EVENT_BYTES {
-            let e = ProcessError::Rejected(event::Rejected {
-                event_id: item.get("id").and_then(Value::as_str).map(str::to_owned),
-                error: event::EventError::TooLarge {
-                    size: raw.len(),
-                    limit: event::MAX_EVENT_BYTES,
-                },
-            });
-            reject_of(&e, Some(i), &raw, &mut accept, &mut report);
-            continue;
-        }
-        let result = event::from_value(item)
-            .map_err(ProcessError::from)
-            .and_then(|ev| pipeline::process_event(ev, configs, core));
-        match result {
+    for (i, item) in items.iter().enumerate() {
+        let raw = item.get().as_bytes();
+        match pipeline::process(raw, configs, core) {
             Ok(outcome) => outcome_of(outcome, &mut accept, &mut report),
-            Err(e) => reject_of(&e, Some(i), &raw, &mut accept, &mut report),
+            Err(e) => reject_of(&e, Some(i), raw, &mut accept, &mut report),
         }
     }
     Processed { accept, report }
@@ -253,9 +246,9 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
     let (processed, batch) = match kind {
         Kind::Single => (process_single(&body, &configs, &state.core), false),
         Kind::Batch => {
-            let items: Vec<Value> = match serde_json::from_slice::<Value>(&body) {
-                Ok(Value::Array(items)) => items,
-                Ok(_) | Err(_) => {
+            let items = match batch_items(&body) {
+                Some(items) => items,
+                None => {
                     let reason = "a batch must be a JSON array of CloudEvents";
                     state
                         .metrics
@@ -281,11 +274,15 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: By
                 }
             };
             let processed = if items.len() <= INLINE_BATCH {
-                process_batch(items, &configs, &state.core)
+                process_batch(&items, &configs, &state.core)
             } else {
+                // Off the async workers: the task owns the body and reads its elements again.
+                drop(items);
                 let core = state.core.clone();
-                match tokio::task::spawn_blocking(move || process_batch(items, &configs, &core))
-                    .await
+                match tokio::task::spawn_blocking(move || {
+                    process_batch(&batch_items(&body).unwrap_or_default(), &configs, &core)
+                })
+                .await
                 {
                     Ok(p) => p,
                     Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "processing failed"),
