@@ -20,6 +20,23 @@ use std::time::Duration;
 
 use crate::transform::DEFAULT_LINK_BASE;
 
+/// The Lambda binaries' logging: JSON lines on stdout (`RUST_LOG`, default `info`); every line
+/// carries the invocation span (`requestId`) and event lines their `event_id` / `message_id`.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stdout)
+        .init();
+}
+
 /// The default configuration cache TTL.
 pub const DEFAULT_CONFIG_TTL: Duration = Duration::from_secs(60);
 

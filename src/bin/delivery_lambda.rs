@@ -8,7 +8,6 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context as _;
 use aws_config::BehaviorVersion;
 use lambda_runtime::{service_fn, LambdaEvent};
-use tracing_subscriber::EnvFilter;
 
 use callbacks::aws::delivery::sender::HttpSenders;
 use callbacks::aws::delivery::sqs::SqsQueue;
@@ -20,20 +19,6 @@ use callbacks::aws::s3_config::S3ConfigSource;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn init_logging() {
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_target(false)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stdout)
-        .init();
-}
 
 /// Converts the runtime's wall-clock deadline into an [`Instant`].
 fn deadline_of(ctx: &lambda_runtime::Context) -> Option<Instant> {
@@ -78,7 +63,7 @@ async fn run<D: DeliveryState>(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_logging();
+    callbacks::aws::init_logging();
     let settings = DeliveryLambdaSettings::from_env()?;
     let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
     let s3 = aws_sdk_s3::Client::from_conf(

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use aws_config::BehaviorVersion;
 use lambda_runtime::{service_fn, LambdaEvent};
-use tracing_subscriber::EnvFilter;
 
 use callbacks::aws::handler::{self, CallbackDetail, SqsRecord};
 use callbacks::aws::rejects::SqsRejects;
@@ -21,22 +20,6 @@ struct App {
     rejects: SqsRejects,
     opts: CoreOptions,
     settings: LambdaSettings,
-}
-
-fn init_logging() {
-    // JSON lines on stdout; every line carries the invocation span (requestId) and the event
-    // lines carry event_id / message_id fields.
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_target(false)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stdout)
-        .init();
 }
 
 async fn invoke(
@@ -69,7 +52,7 @@ async fn invoke(
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    init_logging();
+    callbacks::aws::init_logging();
     let settings = LambdaSettings::from_env()?;
     let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
     let s3 = aws_sdk_s3::Client::from_conf(
