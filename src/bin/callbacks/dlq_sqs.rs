@@ -8,19 +8,27 @@ use anyhow::Context as _;
 use callbacks::aws::delivery::dlq;
 use callbacks::deliver::listing;
 
-use crate::serve::DlqCommand;
+use crate::serve::{DlqCommand, DlqSource};
 
 /// Runs the command when it names an SQS queue; `None` when it is for a data directory.
 pub fn dispatch(command: &DlqCommand) -> Option<ExitCode> {
     let result = match command {
         DlqCommand::List {
-            sqs_queue_url: Some(url),
+            source:
+                DlqSource {
+                    sqs_queue_url: Some(url),
+                    ..
+                },
             client,
             json,
             ..
         } => run(list(url, client.as_deref(), *json)),
         DlqCommand::Replay {
-            sqs_queue_url: Some(url),
+            source:
+                DlqSource {
+                    sqs_queue_url: Some(url),
+                    ..
+                },
             client,
             sqs_message_id,
             to_queue_url,

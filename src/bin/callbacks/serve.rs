@@ -41,25 +41,32 @@ pub struct ServeArgs {
     event_retention_hours: u64,
 }
 
+/// Where the dead letters are: a `callbacks serve` data directory, or (AWS) an SQS DLQ.
+#[derive(Args)]
+pub struct DlqSource {
+    #[cfg_attr(not(feature = "aws"), arg(long, required = true))]
+    #[cfg_attr(
+        feature = "aws",
+        arg(
+            long,
+            required_unless_present = "sqs_queue_url",
+            conflicts_with = "sqs_queue_url"
+        )
+    )]
+    pub data_dir: Option<PathBuf>,
+    /// An https-mode client DLQ on SQS instead of a data directory (AWS).
+    #[cfg(feature = "aws")]
+    #[arg(long)]
+    pub sqs_queue_url: Option<String>,
+}
+
 #[derive(Subcommand)]
 pub enum DlqCommand {
     /// List dead-lettered callbacks: one line each (id, client, target, messageId, attempts,
     /// last outcome), or JSON with the full attempt history.
     List {
-        #[cfg_attr(not(feature = "aws"), arg(long, required = true))]
-        #[cfg_attr(
-            feature = "aws",
-            arg(
-                long,
-                required_unless_present = "sqs_queue_url",
-                conflicts_with = "sqs_queue_url"
-            )
-        )]
-        data_dir: Option<PathBuf>,
-        /// An https-mode client DLQ on SQS instead of a data directory (AWS).
-        #[cfg(feature = "aws")]
-        #[arg(long)]
-        sqs_queue_url: Option<String>,
+        #[command(flatten)]
+        source: DlqSource,
         /// Only this client's dead letters.
         #[arg(long)]
         client: Option<String>,
@@ -69,20 +76,8 @@ pub enum DlqCommand {
     },
     /// Re-queue dead-lettered callbacks (all, one client's, or one entry).
     Replay {
-        #[cfg_attr(not(feature = "aws"), arg(long, required = true))]
-        #[cfg_attr(
-            feature = "aws",
-            arg(
-                long,
-                required_unless_present = "sqs_queue_url",
-                conflicts_with = "sqs_queue_url"
-            )
-        )]
-        data_dir: Option<PathBuf>,
-        /// An https-mode client DLQ on SQS instead of a data directory (AWS).
-        #[cfg(feature = "aws")]
-        #[arg(long)]
-        sqs_queue_url: Option<String>,
+        #[command(flatten)]
+        source: DlqSource,
         #[arg(long)]
         client: Option<String>,
         /// The id of one entry (from `dlq list`).
@@ -142,7 +137,11 @@ pub fn dlq(command: DlqCommand) -> ExitCode {
     }
     let result = match command {
         DlqCommand::List {
-            data_dir: Some(data_dir),
+            source:
+                DlqSource {
+                    data_dir: Some(data_dir),
+                    ..
+                },
             client,
             json,
             ..
@@ -151,7 +150,11 @@ pub fn dlq(command: DlqCommand) -> ExitCode {
             dlq::list(&data_dir, client.as_deref(), json, &mut out).map(|_| ())
         }
         DlqCommand::Replay {
-            data_dir: Some(data_dir),
+            source:
+                DlqSource {
+                    data_dir: Some(data_dir),
+                    ..
+                },
             client,
             id,
             ..
