@@ -44,13 +44,18 @@ fn key(client: &str) -> String {
     format!("{PREFIX}{client}.json")
 }
 
+/// Puts `doc` as `client`'s configuration object.
+async fn put_config(s3: &aws_sdk_s3::Client, bucket: &str, client: &str, doc: &Value) {
+    put_object(s3, bucket, &key(client), doc.to_string()).await;
+}
+
 /// A new bucket on moto holding the sample configuration of each of `clients`.
 async fn bucket_with(clients: &[&str]) -> (aws_sdk_s3::Client, String) {
     let s3 = s3_client(&moto().endpoint).await;
     let bucket = unique("cfg");
     create_bucket(&s3, &bucket).await;
     for c in clients {
-        put_object(&s3, &bucket, &key(c), client_config(c).to_string()).await;
+        put_config(&s3, &bucket, c, &client_config(c)).await;
     }
     (s3, bucket)
 }
@@ -128,13 +133,7 @@ async fn a_missing_object_means_no_subscriptions_until_it_appears() {
     assert!(settings(&src, "client-a", "missing is not a fault")
         .await
         .is_none());
-    put_object(
-        &s3,
-        &bucket,
-        &key("client-a"),
-        client_config("client-a").to_string(),
-    )
-    .await;
+    put_config(&s3, &bucket, "client-a", &client_config("client-a")).await;
     assert!(settings(&src, "client-a", "load").await.is_some());
     s3.delete_object()
         .bucket(&bucket)
@@ -163,13 +162,7 @@ async fn an_invalid_object_is_ignored_and_the_last_good_version_stays_in_force()
     .await;
     assert!(settings(&src, "client-b", "not a fault").await.is_none());
 
-    put_object(
-        &s3,
-        &bucket,
-        &key("client-a"),
-        client_config("client-a").to_string(),
-    )
-    .await;
+    put_config(&s3, &bucket, "client-a", &client_config("client-a")).await;
     let good = settings(&src, "client-a", "load")
         .await
         .expect("configured");
@@ -184,23 +177,11 @@ async fn an_invalid_object_is_ignored_and_the_last_good_version_stays_in_force()
         );
     }
     // A document for another client under this client's key is invalid too.
-    put_object(
-        &s3,
-        &bucket,
-        &key("client-a"),
-        client_config("client-z").to_string(),
-    )
-    .await;
+    put_config(&s3, &bucket, "client-a", &client_config("client-z")).await;
     let kept = settings(&src, "client-a", "kept").await.expect("last good");
     assert!(Arc::ptr_eq(&good, &kept));
     // Fixed: the new version is used.
-    put_object(
-        &s3,
-        &bucket,
-        &key("client-a"),
-        client_config("client-a").to_string(),
-    )
-    .await;
+    put_config(&s3, &bucket, "client-a", &client_config("client-a")).await;
     let fixed = settings(&src, "client-a", "fixed")
         .await
         .expect("configured");
