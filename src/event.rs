@@ -169,7 +169,11 @@ pub fn parse_fast(bytes: &[u8]) -> Option<InboundEvent> {
 /// the event if it is valid against the schema for its type, `None` otherwise. A `None` says
 /// nothing about why: run the `Value` path ([`from_value`]) for the reasons.
 pub fn accept_tree(tree: &Tree<'_>) -> Option<InboundEvent> {
-    match Schemas::get().valid_event_kind(tree)? {
+    let kind = Schemas::get().valid_event_kind(tree)?;
+    if tree.duplicate_member().is_some() {
+        return None;
+    }
+    match kind {
         EventKind::MessageStatus => Envelope::<MessageStatusData>::deserialize(tree)
             .ok()
             .map(|e| e.into_event(EventData::MessageStatus)),
@@ -182,12 +186,37 @@ pub fn accept_tree(tree: &Tree<'_>) -> Option<InboundEvent> {
 /// [`parse_event`] through a `serde_json::Value`: the reference path, and the one that explains
 /// a rejection.
 pub fn parse_value(bytes: &[u8]) -> Result<InboundEvent, Rejected> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| Rejected {
+    from_value(json_value(bytes)?)
+}
+
+/// Parses JSON text into a `Value`, refusing a document in which an object repeats a member
+/// name (a `Value` map would silently keep the last one): the reject names the repeat's JSON
+/// pointer. Adapters that read an event from text use this before [`from_value`].
+pub fn json_value(bytes: &[u8]) -> Result<Value, Rejected> {
+    let tree = Tree::parse(bytes).map_err(|e| Rejected {
         event_id: None,
         error: EventError::Json(e.to_string()),
     })?;
-    from_value(value)
+    if let Some(pointer) = tree.duplicate_member() {
+        // The id is reported only when it is not itself the repeated member.
+        let event_id = match pointer.as_str() {
+            "/id" => None,
+            _ => tree.get("id").and_then(Tree::as_str).map(str::to_owned),
+        };
+        return Err(Rejected {
+            event_id,
+            error: EventError::Invalid(vec![FieldError {
+                pointer,
+                reason: DUPLICATE_MEMBER.into(),
+            }]),
+        });
+    }
+    Ok(tree.to_value())
 }
+
+/// The reason given for a repeated member name.
+pub const DUPLICATE_MEMBER: &str =
+    "repeats an earlier member name of the same object (ambiguous: RFC 8259 leaves its meaning undefined)";
 
 /// Validates and deserializes an already-parsed event.
 pub fn from_value(mut value: Value) -> Result<InboundEvent, Rejected> {

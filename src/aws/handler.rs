@@ -266,12 +266,7 @@ fn cloud_event(body: Value) -> (Result<Value, Rejected>, BodyText) {
                     BodyText::Text(text),
                 );
             }
-            let parsed = serde_json::from_str::<Value>(&text)
-                .map(unwrap_envelope)
-                .map_err(|e| Rejected {
-                    event_id: None,
-                    error: EventError::Json(e.to_string()),
-                });
+            let parsed = event::json_value(text.as_bytes()).map(unwrap_envelope);
             (parsed, BodyText::Text(text))
         }
         Value::Object(_) => {

@@ -6,8 +6,11 @@
 //! `json::{Json, Node, Object, Array}` extension traits, so the same compiled schemas apply.
 //!
 //! Semantics match `serde_json::Value` exactly where validation can see them: numbers are
-//! `serde_json::Number`s parsed by the same parser, and when an object repeats a key the last
-//! occurrence is the one looked up (as a `Value` map keeps it).
+//! `serde_json::Number`s parsed by the same parser. An object keeps every member as written,
+//! a repeated name included; [`Tree::duplicate_member`] finds one, and event parsing refuses
+//! such a document on every path (RFC 8259 leaves a repeated name's meaning undefined, so the
+//! routing decision would depend on the parser). Lookups read the last occurrence, as a
+//! `Value` map keeps it.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -44,6 +47,30 @@ impl<'a> Tree<'a> {
         }
     }
 
+    /// The JSON pointer of the first member whose name repeats an earlier member of the same
+    /// object (the later occurrence), searching the whole document in order; `None` when every
+    /// object's member names are distinct.
+    pub fn duplicate_member(&self) -> Option<String> {
+        match self {
+            Tree::Object(members) => {
+                for (i, (name, value)) in members.iter().enumerate() {
+                    if members[..i].iter().any(|(earlier, _)| earlier == name) {
+                        return Some(pointer_step(name));
+                    }
+                    if let Some(inner) = value.duplicate_member() {
+                        return Some(pointer_step(name) + &inner);
+                    }
+                }
+                None
+            }
+            Tree::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| item.duplicate_member().map(|inner| format!("/{i}{inner}"))),
+            _ => None,
+        }
+    }
+
     /// The string, if this is one.
     pub fn as_str(&self) -> Option<&str> {
         match self {
@@ -68,6 +95,14 @@ impl<'a> Tree<'a> {
             ),
         }
     }
+}
+
+/// One JSON pointer step naming the member `name` (`/` and RFC 6901 escaping).
+pub(crate) fn pointer_step(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 1);
+    out.push('/');
+    out.push_str(&name.replace('~', "~0").replace('/', "~1"));
+    out
 }
 
 /// A string that borrows from the input when it has no escapes.
@@ -424,5 +459,29 @@ mod tests {
         };
         let found = Object::<TreeJson>::get(&members, &"k".to_string()).map(Tree::to_value);
         assert_eq!(found, Some(Value::from(2)));
+    }
+
+    #[test]
+    fn duplicate_member_names_the_pointer_of_the_repeat_at_any_depth() {
+        let cases: [(&[u8], Option<&str>); 7] = [
+            (br#"{"a":1,"b":{"c":[1,{"d":2}]}}"#, None),
+            (br#"{"a":1,"a":2}"#, Some("/a")),
+            (br#"{"a":1,"b":{"x":1,"y":2,"x":3}}"#, Some("/b/x")),
+            (br#"{"l":[{"k":1},{"k":1,"k":2}]}"#, Some("/l/1/k")),
+            (br#"{"a/b":{"m~n":1,"m~n":1}}"#, Some("/a~1b/m~0n")),
+            // The same name in different objects is not a repeat.
+            (br#"{"k":{"k":{"k":1}}}"#, None),
+            // An escaped spelling of the same name is the same name.
+            (br#"{"id":"a","id":"b"}"#, Some("/id")),
+        ];
+        for (text, want) in cases {
+            let tree = Tree::parse(text).expect("json");
+            assert_eq!(
+                tree.duplicate_member().as_deref(),
+                want,
+                "{}",
+                String::from_utf8_lossy(text)
+            );
+        }
     }
 }

@@ -225,8 +225,7 @@ fn flatten(e: &jsonschema::ValidationError<'_>, mask: bool, out: &mut Vec<FieldE
         K::Required { property } => {
             let mut pointer = e.instance_path().to_string();
             let name = property.as_str().unwrap_or_default();
-            pointer.push('/');
-            pointer.push_str(&name.replace('~', "~0").replace('/', "~1"));
+            pointer.push_str(&super::tree::pointer_step(name));
             out.push(FieldError {
                 pointer,
                 reason: "is required".into(),
