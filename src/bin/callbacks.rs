@@ -16,6 +16,10 @@ use callbacks::pipeline::CoreOptions;
 #[path = "callbacks/serve.rs"]
 mod serve;
 
+#[cfg(feature = "local")]
+#[path = "callbacks/receive.rs"]
+mod receive;
+
 // `callbacks dlq list|replay --sqs-queue-url`: an https-mode client DLQ on SQS.
 #[cfg(all(feature = "local", feature = "aws"))]
 #[path = "callbacks/dlq_sqs.rs"]
@@ -47,6 +51,9 @@ enum Command {
     /// Run the embedded pipeline: HTTP ingest, durable queue, delivery workers.
     #[cfg(feature = "local")]
     Serve(serve::ServeArgs),
+    /// A client endpoint for development and tests: verifies and prints each callback.
+    #[cfg(feature = "local")]
+    Receive(receive::ReceiveArgs),
     /// Show and re-queue dead-lettered callbacks.
     #[cfg(feature = "local")]
     Dlq {
@@ -63,6 +70,8 @@ fn main() -> ExitCode {
         Command::ValidateConfig { dir } => validate_config(&dir),
         #[cfg(feature = "local")]
         Command::Serve(args) => serve::serve(args),
+        #[cfg(feature = "local")]
+        Command::Receive(args) => receive::receive(args),
         #[cfg(feature = "local")]
         Command::Dlq { command } => serve::dlq(command),
     }

@@ -1,6 +1,7 @@
 //! The embedded pipeline (`callbacks serve`): HTTP ingest ([`server`]), a durable SQLite queue
 //! ([`store`]), per-target delivery workers ([`worker`]) on the [`crate::deliver`] engine,
-//! Prometheus [`metrics`], configuration [`reload`] and the dead-letter tools ([`dlq`]).
+//! Prometheus [`metrics`], configuration [`reload`] and the dead-letter tools ([`dlq`]); and
+//! [`receive`], a client endpoint that verifies callbacks (`callbacks receive`).
 //!
 //! Durability: an ingest request runs the core and commits the resulting callbacks, audit rows
 //! and rejects in one transaction before it is answered `202`, so a crash after the answer
@@ -8,6 +9,7 @@
 
 pub mod dlq;
 pub mod metrics;
+pub mod receive;
 pub mod reload;
 pub mod server;
 pub mod store;
@@ -111,7 +113,8 @@ fn check(allow_http: bool) -> Arc<reload::Check> {
     })
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
     let term = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut s) => {
