@@ -120,9 +120,7 @@ mod tests {
     /// Reads until the connection closes or `limit` passes; whether it closed.
     async fn closes_within(s: &mut TcpStream, limit: Duration) -> bool {
         let mut buf = [0u8; 1024];
-        let read_all = async {
-            while s.read(&mut buf).await.is_ok_and(|n| n > 0) {}
-        };
+        let read_all = async { while s.read(&mut buf).await.is_ok_and(|n| n > 0) {} };
         tokio::time::timeout(limit, read_all).await.is_ok()
     }
 
@@ -139,12 +137,18 @@ mod tests {
         let mut first = TcpStream::connect(addr).await.unwrap();
         first.write_all(REQUEST).await.unwrap();
         let mut buf = [0u8; 512];
-        assert!(first.read(&mut buf).await.unwrap() > 0, "the first is served");
+        assert!(
+            first.read(&mut buf).await.unwrap() > 0,
+            "the first is served"
+        );
         // The first stays open (keep-alive): the second is not served until it closes.
         let mut second = TcpStream::connect(addr).await.unwrap();
         second.write_all(REQUEST).await.unwrap();
         let early = tokio::time::timeout(Duration::from_millis(150), second.read(&mut buf)).await;
-        assert!(early.is_err(), "the second waits while the first holds the only permit");
+        assert!(
+            early.is_err(),
+            "the second waits while the first holds the only permit"
+        );
         drop(first);
         let n = tokio::time::timeout(Duration::from_secs(5), second.read(&mut buf))
             .await
