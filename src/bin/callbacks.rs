@@ -28,8 +28,19 @@ mod dlq_sqs;
 #[derive(Parser)]
 #[command(name = "callbacks", version, about = "NHS Notify client callbacks")]
 struct Cli {
+    /// Log lines on stderr: `json` (one object a line; the default) or `text` (for a terminal;
+    /// the default of `serve --demo`). The level is `RUST_LOG` (default `info` for `serve`,
+    /// `warn` otherwise).
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
 }
 
 #[derive(Subcommand)]
@@ -63,8 +74,25 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    init_logs();
     let cli = Cli::parse();
+    // `serve` tells what it does at `info`; the other commands only warn (`transform`'s stderr
+    // carries its rejects).
+    #[cfg(feature = "local")]
+    let (serve, demo) = match &cli.command {
+        Command::Serve(a) => (true, a.demo),
+        _ => (false, false),
+    };
+    #[cfg(not(feature = "local"))]
+    let (serve, demo) = (false, false);
+    let default = if demo {
+        LogFormat::Text
+    } else {
+        LogFormat::Json
+    };
+    init_logs(
+        cli.log_format.unwrap_or(default),
+        if serve { "info" } else { "warn" },
+    );
     match cli.command {
         Command::Transform { config, link_base } => transform(&config, link_base),
         Command::ValidateConfig { dir } => validate_config(&dir),
@@ -77,14 +105,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logs() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
-    tracing_subscriber::fmt()
-        .json()
+fn init_logs(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| default_level.into());
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(io::stderr)
-        .init();
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+        .with_writer(io::stderr);
+    match format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs.init(),
+    }
 }
 
 fn transform(dir: &std::path::Path, link_base: String) -> ExitCode {

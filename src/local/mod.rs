@@ -7,6 +7,7 @@
 //! and rejects in one transaction before it is answered `202`, so a crash after the answer
 //! loses nothing. A callback leaves the queue only after a 2xx (or to the dead-letter queue).
 
+pub mod demo;
 pub mod dlq;
 pub mod metrics;
 pub mod receive;

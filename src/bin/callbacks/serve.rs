@@ -16,11 +16,21 @@ use callbacks::pipeline::CoreOptions;
 #[derive(Args)]
 pub struct ServeArgs {
     /// Directory of client configurations (one `*.json` per client); reloaded on change.
+    /// With --demo, `examples/config` unless given.
+    #[arg(long, required_unless_present = "demo")]
+    config: Option<PathBuf>,
+    /// Directory for the queue database (created, mode 0700). With --demo, a fresh temporary
+    /// directory (removed at exit) unless given.
+    #[arg(long, required_unless_present = "demo")]
+    data_dir: Option<PathBuf>,
+    /// The quick start: play every local target's endpoint in this process (`callbacks
+    /// receive`), post the events of --demo-events, print what the endpoints verified, keep
+    /// running. Implies --allow-http and text logs.
     #[arg(long)]
-    config: PathBuf,
-    /// Directory for the queue database (created, mode 0700).
-    #[arg(long)]
-    data_dir: PathBuf,
+    pub demo: bool,
+    /// With --demo: the directory of CloudEvents (`*.json`) posted at start.
+    #[arg(long, default_value = "examples/events", requires = "demo")]
+    demo_events: PathBuf,
     /// Address to listen on (port 0 picks a free port; the address is printed on stdout).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -95,12 +105,39 @@ pub enum DlqCommand {
     },
 }
 
+/// Prints one line on stdout, flushed.
+fn say(line: String) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// `--demo`'s temporary data directory, removed when dropped.
+struct DemoDataDir(PathBuf);
+
+impl Drop for DemoDataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    let config_dir = args
+        .config
+        .unwrap_or_else(|| PathBuf::from("examples/config"));
+    let (data_dir, _demo_dir) = match args.data_dir {
+        Some(d) => (d, None),
+        None => {
+            let d = std::env::temp_dir().join(format!("callbacks-demo-{}", std::process::id()));
+            (d.clone(), Some(DemoDataDir(d)))
+        }
+    };
+    let temporary = _demo_dir.is_some();
     let opts = ServeOptions {
-        config_dir: args.config,
-        data_dir: args.data_dir,
+        config_dir: config_dir.clone(),
+        data_dir: data_dir.clone(),
         listen: args.listen,
-        allow_http: args.allow_http,
+        allow_http: args.allow_http || args.demo,
         core: CoreOptions {
             link_base: args.link_base,
         },
@@ -112,12 +149,29 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    runtime.block_on(local::serve(opts, |addr| {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "listening on http://{addr}");
-        let _ = out.flush();
-    }))?;
-    Ok(())
+    runtime.block_on(async {
+        let demo = if args.demo {
+            let d = local::demo::Demo::start(&config_dir, std::sync::Arc::new(say))
+                .await
+                .context("--demo: cannot start the client endpoint")?;
+            Some(d)
+        } else {
+            None
+        };
+        local::serve(opts, move |addr| {
+            say(format!("listening on http://{addr}"));
+            if let Some(demo) = demo {
+                let removed = if temporary { " (removed at exit)" } else { "" };
+                say(format!(
+                    "demo: data directory {}{removed}",
+                    data_dir.display()
+                ));
+                tokio::spawn(demo.post_events(addr, args.demo_events));
+            }
+        })
+        .await?;
+        anyhow::Ok(())
+    })
 }
 
 pub fn serve(args: ServeArgs) -> ExitCode {
