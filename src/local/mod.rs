@@ -93,6 +93,20 @@ fn runtimes(
     (out, problems)
 }
 
+/// `client/target` of every configured target, sorted, comma-separated (for the start-up line).
+fn target_names(configs: &ConfigSet) -> String {
+    let mut names: Vec<String> = configs
+        .clients()
+        .flat_map(|c| {
+            c.targets
+                .iter()
+                .map(move |t| format!("{}/{}", c.client_id, *t.target_id))
+        })
+        .collect();
+    names.sort();
+    names.join(",")
+}
+
 /// The per-file check of the server: endpoint scheme and a buildable HTTP client.
 fn check(allow_http: bool) -> Arc<reload::Check> {
     let scheme = reload::endpoint_check(allow_http);
@@ -161,10 +175,13 @@ pub async fn serve(
         });
     }
     engine.configure(rts);
-    tracing::info!(clients = configs.len(), "configuration loaded");
+    let clients = configs.len();
+    let targets = target_names(&configs);
 
     // Queue depth as found on disk, and a worker for every target with queued callbacks.
+    let mut queued_recovered = 0;
     for (client_id, target_id, n) in store.depths().await? {
+        queued_recovered += n;
         metrics
             .target(&client_id, &target_id)
             .queue_depth
@@ -185,7 +202,9 @@ pub async fn serve(
         })
         .collect();
     engine.poke_all(known.iter().cloned());
-    metrics.set_dlq_depths(store.dlq_depths().await?);
+    let dlq_depths = store.dlq_depths().await?;
+    let dead_letters: i64 = dlq_depths.iter().map(|(_, n)| *n).sum();
+    metrics.set_dlq_depths(dlq_depths);
 
     let configs = Arc::new(RwLock::new(Arc::new(configs)));
     let state = Arc::new(server::AppState {
@@ -205,7 +224,8 @@ pub async fn serve(
         addr: opts.listen,
         source,
     })?;
-    tracing::info!(%addr, "listening");
+    tracing::info!(clients, targets = %targets, listen = %addr, data_dir = %opts.data_dir.display(),
+        queued_recovered, dead_letters, "serve started");
     on_listening(addr);
 
     // Background: configuration reload, periodic pokes (re-queued dead letters), gauges.

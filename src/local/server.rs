@@ -143,7 +143,7 @@ fn outcome_of(outcome: Outcome, accept: &mut Accept, report: &mut IngestReport) 
             }
         }
         Outcome::NoClientConfig { event } => {
-            tracing::info!(event_id = %event.id(), message_id = %event.message_id(), client_id = %event.client_id(),
+            tracing::debug!(event_id = %event.id(), message_id = %event.message_id(), client_id = %event.client_id(),
                 "event for a client with no configuration; nothing to deliver");
             accept.events.push(NewEvent {
                 event_id: event.id().to_string(),

@@ -431,7 +431,7 @@ impl Worker {
                 .decide(&attempt.outcome, job.attempts, age, rand::random::<f64>());
         match decision {
             Decision::Delivered => {
-                tracing::debug!(client_id = %self.key.client_id, target_id = %self.key.target_id, event_id = %job.event_id,
+                tracing::info!(client_id = %self.key.client_id, target_id = %self.key.target_id, event_id = %job.event_id,
                     message_id = %job.message_id, attempts = job.attempts, status = ?status, "callback delivered");
                 self.engine.store.delivered(job.id).await;
                 self.metrics.delivered.fetch_add(1, Ordering::Relaxed);

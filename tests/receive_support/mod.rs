@@ -32,11 +32,12 @@ fn collect(r: impl std::io::Read + Send + 'static, into: Arc<Mutex<Vec<String>>>
 }
 
 impl Proc {
-    /// Starts `callbacks ARGS` in `dir` with `env` set.
+    /// Starts `callbacks ARGS` in `dir` with `env` set (`RUST_LOG` unset unless `env` sets it).
     pub fn start(args: &[&str], dir: &Path, env: &[(&str, &str)]) -> Proc {
         let mut child = Command::new(bin())
             .args(args)
             .current_dir(dir)
+            .env_remove("RUST_LOG")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
