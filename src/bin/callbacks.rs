@@ -105,6 +105,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// Exit status 0, or the error on stderr and 2 (`serve`, `receive`).
+#[cfg(feature = "local")]
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn init_logs(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| default_level.into());

@@ -128,6 +128,13 @@ fn check(allow_http: bool) -> Arc<reload::Check> {
     })
 }
 
+/// Binds a TCP listener; the address it got (port 0 picks a free port).
+pub async fn bind(addr: SocketAddr) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    Ok((listener, bound))
+}
+
 /// Completes on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     let term = async {
@@ -214,16 +221,12 @@ pub async fn serve(
         engine: engine.clone(),
         metrics: metrics.clone(),
     });
-    let listener = tokio::net::TcpListener::bind(opts.listen)
+    let (listener, addr) = bind(opts.listen)
         .await
         .map_err(|source| ServeError::Listen {
             addr: opts.listen,
             source,
         })?;
-    let addr = listener.local_addr().map_err(|source| ServeError::Listen {
-        addr: opts.listen,
-        source,
-    })?;
     tracing::info!(clients, targets = %targets, listen = %addr, data_dir = %opts.data_dir.display(),
         queued_recovered, dead_letters, "serve started");
     on_listening(addr);

@@ -78,11 +78,5 @@ fn run(args: ReceiveArgs) -> anyhow::Result<()> {
 }
 
 pub fn receive(args: ReceiveArgs) -> ExitCode {
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    crate::exit_code(run(args))
 }

@@ -175,13 +175,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 pub fn serve(args: ServeArgs) -> ExitCode {
-    match run_serve(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
-    }
+    crate::exit_code(run_serve(args))
 }
 
 pub fn dlq(command: DlqCommand) -> ExitCode {

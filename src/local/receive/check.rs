@@ -88,13 +88,16 @@ pub enum Signature {
 }
 
 /// The fields of a callback body worth a line (best effort: also for a body that is refused).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Summary {
+    #[serde(rename = "type")]
     pub kind: Option<String>,
     pub message_id: Option<String>,
     pub message_reference: Option<String>,
     /// `messageStatus`, or `channelStatus` for a channel status callback.
     pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub supplier_status: Option<String>,
     pub idempotency_key: Option<String>,
     /// How many items `data` holds (the line shows the first).

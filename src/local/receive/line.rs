@@ -13,15 +13,9 @@ pub struct Line {
     pub path: String,
     pub client_id: Option<String>,
     pub target_id: Option<String>,
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    pub message_id: Option<String>,
-    pub message_reference: Option<String>,
-    pub status: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub supplier_status: Option<String>,
-    pub idempotency_key: Option<String>,
-    pub items: usize,
+    /// What the body says (`type`, `messageId`, `status`, `idempotencyKey`, ...).
+    #[serde(flatten)]
+    pub summary: Summary,
     pub signature: Signature,
     /// The status answered.
     pub answer: u16,
@@ -34,27 +28,12 @@ pub struct Line {
 
 impl Line {
     pub fn new(path: &str, verdict: &Verdict<'_>) -> Line {
-        let Summary {
-            kind,
-            message_id,
-            message_reference,
-            status,
-            supplier_status,
-            idempotency_key,
-            items,
-        } = verdict.summary.clone();
         Line {
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             path: path.to_string(),
             client_id: verdict.endpoint.map(|e| e.client_id.clone()),
             target_id: verdict.endpoint.map(|e| e.target_id.clone()),
-            kind,
-            message_id,
-            message_reference,
-            status,
-            supplier_status,
-            idempotency_key,
-            items,
+            summary: verdict.summary.clone(),
             signature: verdict.signature,
             answer: 0,
             retry_after: None,
@@ -69,24 +48,22 @@ impl Line {
             return serde_json::to_string(self).unwrap_or_default();
         }
         let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        let s = &self.summary;
         let mut out = format!(
             "{} {}/{} {} messageId={} status={}",
             self.time,
             or_dash(&self.client_id),
             or_dash(&self.target_id),
-            or_dash(&self.kind),
-            or_dash(&self.message_id),
-            or_dash(&self.status),
+            or_dash(&s.kind),
+            or_dash(&s.message_id),
+            or_dash(&s.status),
         );
-        if let Some(s) = &self.supplier_status {
-            out.push_str(&format!(" supplierStatus={s}"));
+        if let Some(supplier) = &s.supplier_status {
+            out.push_str(&format!(" supplierStatus={supplier}"));
         }
-        out.push_str(&format!(
-            " idempotencyKey={}",
-            or_dash(&self.idempotency_key)
-        ));
-        if self.items > 1 {
-            out.push_str(&format!(" items={}", self.items));
+        out.push_str(&format!(" idempotencyKey={}", or_dash(&s.idempotency_key)));
+        if s.items > 1 {
+            out.push_str(&format!(" items={}", s.items));
         }
         let signature = match self.signature {
             Signature::Ok => "signature ok",
@@ -95,8 +72,8 @@ impl Line {
             Signature::Unchecked => "signature not checked",
         };
         out.push_str(&format!(" {signature} -> {}", self.answer));
-        if let Some(s) = self.retry_after {
-            out.push_str(&format!(" retry-after={s}"));
+        if let Some(wait) = self.retry_after {
+            out.push_str(&format!(" retry-after={wait}"));
         }
         if let Some(r) = &self.reason {
             out.push_str(&format!(" ({r})"));

@@ -107,16 +107,13 @@ impl Receiver {
         if directory.is_empty() {
             return Err(ReceiveError::NoTargets(dir));
         }
-        let tcp = tokio::net::TcpListener::bind(opts.listen)
-            .await
-            .map_err(|source| ReceiveError::Listen {
-                addr: opts.listen,
-                source,
-            })?;
-        let addr = tcp.local_addr().map_err(|source| ReceiveError::Listen {
-            addr: opts.listen,
-            source,
-        })?;
+        let (tcp, addr) =
+            super::bind(opts.listen)
+                .await
+                .map_err(|source| ReceiveError::Listen {
+                    addr: opts.listen,
+                    source,
+                })?;
         Ok(Receiver {
             listener: BoundedListener::new(tcp, opts.max_connections, opts.idle_timeout),
             state: Arc::new(RecvState {
