@@ -107,13 +107,20 @@ fn main() {
 
     // Property order by type name (named definitions), and of every nested object (for the
     // anonymous types typify names itself).
-    let mut named_orders: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut named_orders: BTreeMap<String, Order> = BTreeMap::new();
     let mut orders = Vec::new();
     for (name, schema) in &definitions {
+        let file = origin[name].clone();
         if let Some(Value::Object(props)) = schema.get("properties") {
-            named_orders.insert(name.clone(), props.keys().cloned().collect());
+            named_orders.insert(
+                name.clone(),
+                Order {
+                    file: file.clone(),
+                    keys: props.keys().cloned().collect(),
+                },
+            );
         }
-        property_orders(schema, &mut orders);
+        property_orders(schema, &file, &mut orders);
     }
     let root = serde_json::json!({ "definitions": Value::Object(definitions) });
     let root: schemars::schema::RootSchema =
@@ -129,7 +136,13 @@ fn main() {
         .unwrap_or_else(|e| panic!("typify rejected the bundled schemas: {e}"));
     let tokens = space.to_stream();
     let mut file: syn::File = syn::parse2(tokens).expect("typify output parses as Rust");
-    reorder_fields(&mut file, &named_orders, &orders);
+    if let Err(problems) = reorder_fields(&mut file, &named_orders, &orders) {
+        panic!(
+            "cannot tell the field order of generated types (the callback payload's key order \
+             depends on it):\n  {}",
+            problems.join("\n  ")
+        );
+    }
     // typify validates `pattern` newtypes with `regress` (a backtracking ECMAScript engine).
     // The same patterns run far faster on the `regex` crate's automata, and every pattern in
     // schemas/ uses syntax both accept (tests/schema.rs compiles each one with `regex`).
@@ -164,7 +177,7 @@ fn main() {
 fn rewrite(v: &mut Value, file: &str, titles: &BTreeMap<&str, &str>) {
     match v {
         Value::Object(o) => {
-            for k in ["$schema", "$id", "$comment", "propertyNames"] {
+            for k in ["$schema", "$id", "$comment", "propertyNames", "x-anyCase"] {
                 o.remove(k);
             }
             if let Some(Value::String(r)) = o.get_mut("$ref") {
@@ -194,29 +207,98 @@ fn bundle_ref(r: &str, file: &str, titles: &BTreeMap<&str, &str>) -> String {
     panic!("{file}: unsupported $ref `{r}` (use `#/$defs/X`, `file.schema.json#/$defs/X` or `file.schema.json`)");
 }
 
+/// One `properties` object's key order, as written, and the schema file it is written in.
+#[derive(Clone, PartialEq)]
+struct Order {
+    file: String,
+    keys: Vec<String>,
+}
+
 /// Every `properties` object's key order, as written in the schemas.
-fn property_orders(v: &Value, out: &mut Vec<Vec<String>>) {
+fn property_orders(v: &Value, file: &str, out: &mut Vec<Order>) {
     match v {
         Value::Object(o) => {
             if let Some(Value::Object(props)) = o.get("properties") {
-                out.push(props.keys().cloned().collect());
+                out.push(Order {
+                    file: file.to_string(),
+                    keys: props.keys().cloned().collect(),
+                });
             }
-            o.values().for_each(|c| property_orders(c, out));
+            o.values().for_each(|c| property_orders(c, file, out));
         }
-        Value::Array(a) => a.iter().for_each(|c| property_orders(c, out)),
+        Value::Array(a) => a.iter().for_each(|c| property_orders(c, file, out)),
         _ => {}
     }
+}
+
+/// The name a generated field has on the wire (its `serde(rename)`, else its identifier).
+fn wire_name(f: &syn::Field) -> String {
+    use quote::ToTokens;
+    for attr in &f.attrs {
+        let text = attr.to_token_stream().to_string();
+        if let Some(rest) = text.split("rename = \"").nth(1) {
+            if let Some(name) = rest.split('"').next() {
+                return name.to_string();
+            }
+        }
+    }
+    let ident = f.ident.as_ref().expect("named field").to_string();
+    ident
+        .trim_end_matches('_')
+        .trim_start_matches("r#")
+        .to_string()
+}
+
+/// The schema order of struct `ident`, whose fields are `names` (sorted): its named
+/// definition's own order, else the one order every `properties` object with exactly these keys
+/// agrees on. Anything else is an error naming the schema and the struct: a guessed order could
+/// change the bytes clients receive.
+fn order_of<'a>(
+    ident: &str,
+    names: &[String],
+    named_orders: &'a BTreeMap<String, Order>,
+    orders: &'a [Order],
+) -> Result<&'a [String], String> {
+    let sorted = |keys: &[String]| {
+        let mut k = keys.to_vec();
+        k.sort();
+        k
+    };
+    if let Some(own) = named_orders.get(ident) {
+        if sorted(&own.keys) != names {
+            return Err(format!(
+                "{}: struct `{ident}` has fields {names:?} but its schema lists properties {:?}",
+                own.file, own.keys
+            ));
+        }
+        return Ok(&own.keys);
+    }
+    let candidates: Vec<&Order> = orders.iter().filter(|o| sorted(&o.keys) == names).collect();
+    let Some(first) = candidates.first() else {
+        return Err(format!(
+            "struct `{ident}` (fields {names:?}) matches no `properties` object in schemas/"
+        ));
+    };
+    if let Some(other) = candidates.iter().find(|c| c.keys != first.keys) {
+        return Err(format!(
+            "struct `{ident}`: its properties are listed in different orders in {} ({:?}) and in {} ({:?}); \
+             give the object a `title` (a named definition) or list the properties in one order",
+            first.file, first.keys, other.file, other.keys
+        ));
+    }
+    Ok(&first.keys)
 }
 
 /// typify emits struct fields sorted by name; serde serialises fields in declaration order.
 /// Put each struct's fields back in the order its schema lists the properties, so that the
 /// generated types serialise in schema order (the callback payload's order on the wire).
+/// Every struct whose order cannot be told for certain is reported.
 fn reorder_fields(
     file: &mut syn::File,
-    named_orders: &BTreeMap<String, Vec<String>>,
-    orders: &[Vec<String>],
-) {
-    use quote::ToTokens;
+    named_orders: &BTreeMap<String, Order>,
+    orders: &[Order],
+) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
     for item in &mut file.items {
         let syn::Item::Struct(st) = item else {
             continue;
@@ -224,53 +306,25 @@ fn reorder_fields(
         let syn::Fields::Named(named) = &mut st.fields else {
             continue;
         };
-        let wire_name = |f: &syn::Field| -> String {
-            for attr in &f.attrs {
-                let text = attr.to_token_stream().to_string();
-                if let Some(rest) = text.split("rename = \"").nth(1) {
-                    if let Some(name) = rest.split('"').next() {
-                        return name.to_string();
-                    }
-                }
-            }
-            let ident = f.ident.as_ref().expect("named field").to_string();
-            ident
-                .trim_end_matches('_')
-                .trim_start_matches("r#")
-                .to_string()
-        };
         let mut names: Vec<String> = named.named.iter().map(wire_name).collect();
         names.sort();
-        let candidates: Vec<&Vec<String>> = orders
-            .iter()
-            .filter(|o| {
-                let mut sorted = (*o).clone();
-                sorted.sort();
-                sorted == names
-            })
-            .collect();
-        // A named definition's own order; else the one order every object with these
-        // properties agrees on; else leave typify's order.
-        let order = match named_orders.get(&st.ident.to_string()) {
-            Some(o) => o,
-            None => match candidates.first() {
-                Some(first) if candidates.iter().all(|c| c == first) => *first,
-                _ => continue,
-            },
+        let order = match order_of(&st.ident.to_string(), &names, named_orders, orders) {
+            Ok(order) => order,
+            Err(problem) => {
+                problems.push(problem);
+                continue;
+            }
         };
-        let mut check: Vec<String> = order.clone();
-        check.sort();
-        if check != names {
-            continue;
-        }
         let mut fields: Vec<syn::Field> = std::mem::take(&mut named.named).into_iter().collect();
         fields.sort_by_key(|f| {
             let n = wire_name(f);
-            order
-                .iter()
-                .position(|o| *o == n)
-                .expect("property present")
+            order.iter().position(|o| *o == n)
         });
         named.named = fields.into_iter().collect();
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
     }
 }

@@ -151,13 +151,15 @@ pub fn parse_client(
     bytes: &[u8],
     application_ids: &HashMap<String, String>,
 ) -> Result<ClientSettings, ConfigErrors> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+    let mut value: Value = serde_json::from_slice(bytes).map_err(|e| {
         ConfigErrors(vec![problem(
             source_name,
             "",
             format!("not valid JSON: {e}"),
         )])
     })?;
+    // Status and channel-type values in any case read as the schema's spelling (input rule 3).
+    Schemas::get().normalise_client_config(&mut value);
     if let Err(errs) = Schemas::get().validate_client_config(&value) {
         return Err(ConfigErrors(
             errs.into_iter()

@@ -169,7 +169,21 @@ pub fn parse_fast(bytes: &[u8]) -> Option<InboundEvent> {
 /// the event if it is valid against the schema for its type, `None` otherwise. A `None` says
 /// nothing about why: run the `Value` path ([`from_value`]) for the reasons.
 pub fn accept_tree(tree: &Tree<'_>) -> Option<InboundEvent> {
-    let kind = Schemas::get().valid_event_kind(tree)?;
+    let schemas = Schemas::get();
+    let Some(kind) = schemas.valid_event_kind(tree) else {
+        // Valid once normalised (a null attribute, a status in another case)? Only such events
+        // pay for the copy; anything else is left to the reference path.
+        let mut copy = tree.clone();
+        if !schemas.normalise_event(&mut copy) {
+            return None;
+        }
+        return read_valid(&copy, schemas.valid_event_kind(&copy)?);
+    };
+    read_valid(tree, kind)
+}
+
+/// The typed event of a tree the schema accepted, refusing a repeated member name.
+fn read_valid(tree: &Tree<'_>, kind: EventKind) -> Option<InboundEvent> {
     if tree.duplicate_member().is_some() {
         return None;
     }
@@ -228,6 +242,7 @@ pub fn from_value(mut value: Value) -> Result<InboundEvent, Rejected> {
             error: EventError::NotAnObject,
         });
     }
+    Schemas::get().normalise_event(&mut value);
     let kind = Schemas::get()
         .validate_event(&value)
         .map_err(|e| Rejected {
@@ -277,7 +292,14 @@ pub fn from_value(mut value: Value) -> Result<InboundEvent, Rejected> {
         EventKind::MessageStatus => serde_json::from_value(data).map(EventData::MessageStatus),
         EventKind::ChannelStatus => serde_json::from_value(data).map(EventData::ChannelStatus),
     }
-    .map_err(|e| shape(Some(&id), "/data", e.to_string()))?;
+    // serde's message would quote the value: name the type only (input rule 6).
+    .map_err(|_| {
+        shape(
+            Some(&id),
+            "/data",
+            "does not match the generated type (schema and types disagree)".into(),
+        )
+    })?;
     Ok(InboundEvent {
         meta: EventMeta {
             id,

@@ -215,3 +215,98 @@ fn numbers_and_non_objects_agree_with_the_reference() {
         agree(input.as_bytes());
     }
 }
+
+#[test]
+fn nulls_and_any_case_values_take_the_fast_path_with_the_reference_contents() {
+    let m = message_event("e-1", "client-a", "DELIVERED");
+    let c = channel_event("e-2", "client-a", "FAILED", "permanent_failure");
+    let edit = |mut v: Value, edits: &[(&str, &str, Value)]| {
+        for (parent, name, value) in edits {
+            v.pointer_mut(parent).expect("parent")[*name] = value.clone();
+        }
+        text(&v)
+    };
+    let accepted = [
+        edit(
+            m.clone(),
+            &[
+                ("", "subject", Value::Null),
+                ("", "dataschema", Value::Null),
+                ("", "traceparent", Value::Null),
+                ("", "ext", Value::Null),
+                ("/data", "previousMessageStatus", Value::Null),
+                ("/data", "messageStatusDescription", Value::Null),
+            ],
+        ),
+        edit(
+            c.clone(),
+            &[
+                ("/data", "previousChannelStatus", Value::Null),
+                ("/data", "previousSupplierStatus", Value::Null),
+                ("/data", "channelFailureReasonCode", Value::Null),
+            ],
+        ),
+        edit(
+            m.clone(),
+            &[
+                ("/data", "messageStatus", Value::from("Delivered")),
+                ("/data/channels/0", "type", Value::from("nhsApp")),
+                (
+                    "/data/channels/0",
+                    "channelStatus",
+                    Value::from("delivered"),
+                ),
+            ],
+        ),
+        edit(
+            c.clone(),
+            &[
+                ("/data", "channel", Value::from("NhsApp")),
+                ("/data", "channelStatus", Value::from("Failed")),
+                ("/data", "supplierStatus", Value::from("Permanent_Failure")),
+            ],
+        ),
+    ];
+    for t in &accepted {
+        assert!(agree(t.as_bytes()), "fast path refused {t}");
+    }
+    // Normalised contents: the typed data holds the schema's spelling.
+    let e = parse_fast(accepted[2].as_bytes()).expect("accepted");
+    assert_eq!(data_json(&e)["messageStatus"], "DELIVERED");
+    assert_eq!(data_json(&e)["channels"][0]["type"], "NHSAPP");
+    let e = parse_fast(accepted[0].as_bytes()).expect("accepted");
+    assert_eq!(e.meta.traceparent, None);
+    assert!(data_json(&e)
+        .get("previousMessageStatus")
+        .is_none_or(Value::is_null));
+    // Null required attributes and values in no case are refused by both, naming the field.
+    let refused = [
+        (edit(m.clone(), &[("", "id", Value::Null)]), "/id"),
+        (
+            edit(m.clone(), &[("/data", "clientId", Value::Null)]),
+            "/data/clientId",
+        ),
+        (
+            edit(
+                m.clone(),
+                &[("/data", "messageStatus", Value::from("Deliverd"))],
+            ),
+            "/data/messageStatus",
+        ),
+        (
+            edit(
+                c.clone(),
+                &[("/data", "cascadeType", Value::from("Primary"))],
+            ),
+            "/data/cascadeType",
+        ),
+    ];
+    for (t, pointer) in &refused {
+        assert!(!agree(t.as_bytes()), "fast path accepted {t}");
+        let r = parse_event(t.as_bytes()).expect_err(t);
+        assert!(
+            r.error.fields().iter().any(|f| f.pointer == *pointer),
+            "{t}: {r}"
+        );
+    }
+}

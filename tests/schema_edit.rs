@@ -38,11 +38,10 @@ fn check(dir: &Path, target_dir: &Path) -> (bool, String) {
     )
 }
 
-#[test]
-fn a_schema_edit_regenerates_the_types() {
+/// A copy of this crate under `tmp`.
+fn copy_crate(tmp: &Path) -> std::path::PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let krate = tmp.path().join("crate");
+    let krate = tmp.join("crate");
     for f in ["Cargo.toml", "Cargo.lock", "build.rs"] {
         std::fs::create_dir_all(&krate).expect("mkdir");
         std::fs::copy(root.join(f), krate.join(f)).expect("copy");
@@ -51,6 +50,42 @@ fn a_schema_edit_regenerates_the_types() {
     for d in ["src", "schemas", "benches", "examples", "tests"] {
         copy_dir(&root.join(d), &krate.join(d));
     }
+    krate
+}
+
+/// Build rule 7 (docs/CONTRACTS.md): when two objects share a key set but list it in different
+/// orders, the generated struct's field order (the payload's key order) cannot be told, and
+/// the build fails naming the schema and the struct instead of guessing.
+#[test]
+fn an_ambiguous_field_order_fails_the_build_naming_schema_and_struct() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let krate = copy_crate(tmp.path());
+    let schema_path = krate.join("schemas/channel-status-data.v1.schema.json");
+    let text = std::fs::read_to_string(&schema_path).expect("schema");
+    // Two anonymous objects with the keys {zeta, alpha}, written in opposite orders.
+    let edited = text.replacen(
+        "\"properties\": {",
+        "\"properties\": {\n    \"probeOne\": {\"type\": \"object\", \"properties\": {\"zeta\": {\"type\": \"string\"}, \"alpha\": {\"type\": \"integer\"}}},\n    \"probeTwo\": {\"type\": \"object\", \"properties\": {\"alpha\": {\"type\": \"integer\"}, \"zeta\": {\"type\": \"string\"}}},",
+        1,
+    );
+    assert_ne!(edited, text, "the schema has a properties object");
+    std::fs::write(&schema_path, edited).expect("write schema");
+    let (ok, stderr) = check(&krate, &root.join("target").join("schema-edit-test"));
+    assert!(!ok, "the build guessed a field order");
+    assert!(
+        stderr.contains("cannot tell the field order")
+            && stderr.contains("channel-status-data.v1.schema.json")
+            && stderr.contains("struct `"),
+        "the failure does not name the schema and the struct: {stderr}"
+    );
+}
+
+#[test]
+fn a_schema_edit_regenerates_the_types() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let krate = copy_crate(tmp.path());
     // A probe that reads a field the schema does not have.
     let lib = krate.join("src/lib.rs");
     let mut text = std::fs::read_to_string(&lib).expect("lib.rs");

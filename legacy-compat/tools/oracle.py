@@ -50,9 +50,24 @@ class CaseError(Exception):
 # ---------------------------------------------------------------------------------------
 # Loading
 
+def refuse_repeated_names(pairs):
+    """An object that repeats a member name is ambiguous (RFC 8259): refused, not last-one-wins."""
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise CaseError(f"member {key!r} is repeated")
+        obj[key] = value
+    return obj
+
+
 def load_json(path):
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        return json.load(f, object_pairs_hook=refuse_repeated_names)
+
+
+def without_nulls(obj):
+    """Null means absent (CloudEvents JSON format 3.1): for the envelope and for data."""
+    return {k: v for k, v in obj.items() if v is not None}
 
 
 def load_case(case_dir):
@@ -77,6 +92,8 @@ def load_case(case_dir):
 # Filter
 
 def lower(value):
+    """Statuses, channel types and supplier statuses are compared and sent in lower case,
+    whatever case the event or the configuration writes them in."""
     return value.lower()
 
 
@@ -206,8 +223,11 @@ def event_kind(event):
 
 def compute(case_dir):
     event, clients, app_ids, expected = load_case(case_dir)
+    event = without_nulls(event)
     kind, required = event_kind(event)
-    data = event["data"]
+    if not isinstance(event.get("data"), dict):
+        raise CaseError("event data is absent or not an object")
+    data = event["data"] = without_nulls(event["data"])
     missing = [k for k in required if k not in data]
     if missing:
         raise CaseError(f"event data lacks {missing}")

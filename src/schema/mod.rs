@@ -1,9 +1,11 @@
 //! Schema-first core: the types generated from `schemas/` by `build.rs`, the embedded schema
 //! files, and run-time validation compiled once from those same files.
 
+pub mod normalise;
 pub mod tree;
 mod validate;
 
+pub use normalise::Doc;
 pub use tree::Tree;
 pub use validate::{FieldError, Schemas};
 

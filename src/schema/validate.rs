@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use jsonschema::{Registry, Validator};
 use serde_json::{json, Value};
 
+use super::normalise::{drop_nulls, CaseFields, Doc};
 use super::tree::{Tree, TreeJson};
 use super::{files, registry, EventKind};
 
@@ -33,7 +34,10 @@ pub struct Schemas {
     events: HashMap<String, (EventKind, Validator)>,
     /// The same event schemas, compiled for the borrowed [`Tree`] (the accept fast path).
     fast_events: HashMap<String, (EventKind, Validator<TreeJson>)>,
+    /// Per event type, the fields whose values are accepted in any case.
+    event_case: HashMap<String, CaseFields>,
     client_config: Validator,
+    client_config_case: CaseFields,
     message_callback: Validator,
     channel_callback: Validator,
 }
@@ -80,6 +84,7 @@ impl Schemas {
         };
         let mut events = HashMap::new();
         let mut fast_events = HashMap::new();
+        let mut event_case = HashMap::new();
         for entry in registry() {
             if files::get(&entry.data_schema).is_none() {
                 return Err(format!(
@@ -95,13 +100,19 @@ impl Schemas {
                 }
             });
             fast_events.insert(entry.event_type.clone(), (entry.kind, build_fast(&schema)?));
+            event_case.insert(
+                entry.event_type.clone(),
+                CaseFields::of(&entry.data_schema, &["data"])?,
+            );
             events.insert(entry.event_type.clone(), (entry.kind, build(schema)?));
         }
         Ok(Schemas {
             envelope: build(by_ref("cloudevent.schema.json"))?,
             events,
             fast_events,
+            event_case,
             client_config: build(by_ref("client-config.schema.json"))?,
+            client_config_case: CaseFields::of("client-config.schema.json", &[])?,
             message_callback: build(by_ref("callback-message-status.schema.json"))?,
             channel_callback: build(by_ref("callback-channel-status.schema.json"))?,
         })
@@ -127,11 +138,33 @@ impl Schemas {
         validator.is_valid(event).then_some(*kind)
     }
 
+    /// Applies the input rules that come before validation (docs/CONTRACTS.md, input rules 1-3)
+    /// to an event in either representation: `null` members of the envelope and of `data` are
+    /// removed, and values of any-case fields take the spelling their schema lists. Returns
+    /// whether anything changed.
+    pub fn normalise_event<D: Doc>(&self, event: &mut D) -> bool {
+        let mut changed = drop_nulls(event);
+        let fields = event
+            .member_mut("type")
+            .and_then(|t| t.string())
+            .and_then(|t| self.event_case.get(t));
+        if let Some(fields) = fields {
+            changed |= fields.apply(event);
+        }
+        changed
+    }
+
+    /// Applies the any-case rule to a client configuration document (before validation).
+    pub fn normalise_client_config(&self, doc: &mut Value) -> bool {
+        self.client_config_case.apply(doc)
+    }
+
     /// Validates a whole event (envelope and data) against the schema for its `type`.
-    /// An unknown or missing type is reported as an error at `/type`.
+    /// An unknown or missing type is reported as an error at `/type`. Reasons never quote the
+    /// event's values (input rule 6): a reject line names the pointer and the reason only.
     pub fn validate_event(&self, event: &Value) -> Result<EventKind, Vec<FieldError>> {
         let Some(event_type) = event.get("type").and_then(Value::as_str) else {
-            let mut errs = collect(&self.envelope, event, false);
+            let mut errs = collect(&self.envelope, event, true);
             if errs.is_empty() {
                 errs.push(FieldError {
                     pointer: "/type".into(),
@@ -144,12 +177,12 @@ impl Schemas {
             let mut errs = vec![FieldError {
                 pointer: "/type".into(),
                 reason: format!(
-                    "unknown event type {event_type:?}; accepted: {}",
+                    "is not an accepted event type; accepted: {}",
                     self.event_types().join(", ")
                 ),
             }];
             errs.extend(
-                collect(&self.envelope, event, false)
+                collect(&self.envelope, event, true)
                     .into_iter()
                     .filter(|e| e.pointer != "/type"),
             );
@@ -158,7 +191,7 @@ impl Schemas {
         if validator.is_valid(event) {
             Ok(*kind)
         } else {
-            Err(collect(validator, event, false))
+            Err(collect(validator, event, true))
         }
     }
 
