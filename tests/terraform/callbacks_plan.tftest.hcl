@@ -309,3 +309,104 @@ run "maximum_concurrency_is_one_environment_per_ten_per_second" {
     error_message = "151 requests/s summed must give 16 environments (rounded up)."
   }
 }
+
+run "api_destination_rate_above_the_quota_is_refused" {
+  command = plan
+
+  variables {
+    clients = {
+      "client-r" = {
+        clientId      = "client-r"
+        applicationId = "app-r"
+        subscriptions = [{ subscriptionId = "s", subscriptionType = "MessageStatus", messageStatuses = ["DELIVERED"], targetIds = ["a"] }]
+        targets = [{
+          targetId            = "a"
+          type                = "API"
+          invocationEndpoint  = "https://r.example/a"
+          invocationMethod    = "POST"
+          invocationRateLimit = 301
+          apiKey              = { headerName = "x-api-key" }
+          delivery            = { mode = "api-destination" }
+        }]
+      }
+    }
+    client_api_keys = { "client-r/a" = "k" }
+  }
+
+  expect_failures = [var.clients]
+}
+
+run "api_destination_rate_within_a_raised_quota_is_planned" {
+  command = plan
+
+  variables {
+    clients = {
+      "client-r" = {
+        clientId      = "client-r"
+        applicationId = "app-r"
+        subscriptions = [{ subscriptionId = "s", subscriptionType = "MessageStatus", messageStatuses = ["DELIVERED"], targetIds = ["a"] }]
+        targets = [{
+          targetId            = "a"
+          type                = "API"
+          invocationEndpoint  = "https://r.example/a"
+          invocationMethod    = "POST"
+          invocationRateLimit = 1000
+          apiKey              = { headerName = "x-api-key" }
+          delivery            = { mode = "api-destination" }
+        }]
+      }
+    }
+    client_api_keys          = { "client-r/a" = "k" }
+    api_destination_max_rate = 1000
+  }
+}
+
+run "https_rate_of_10000_is_planned" {
+  command = plan
+
+  variables {
+    clients = {
+      "client-r" = {
+        clientId      = "client-r"
+        applicationId = "app-r"
+        subscriptions = [{ subscriptionId = "s", subscriptionType = "MessageStatus", messageStatuses = ["DELIVERED"], targetIds = ["a"] }]
+        targets = [{
+          targetId            = "a"
+          type                = "API"
+          invocationEndpoint  = "https://r.example/a"
+          invocationMethod    = "POST"
+          invocationRateLimit = 10000
+          apiKey              = { headerName = "x-api-key" }
+          delivery            = { mode = "https" }
+        }]
+      }
+    }
+    client_api_keys = { "client-r/a" = "k" }
+  }
+}
+
+run "https_rate_above_10000_is_refused" {
+  command = plan
+
+  variables {
+    clients = {
+      "client-r" = {
+        clientId      = "client-r"
+        applicationId = "app-r"
+        subscriptions = [{ subscriptionId = "s", subscriptionType = "MessageStatus", messageStatuses = ["DELIVERED"], targetIds = ["a"] }]
+        targets = [{
+          targetId            = "a"
+          type                = "API"
+          invocationEndpoint  = "https://r.example/a"
+          invocationMethod    = "POST"
+          invocationRateLimit = 10001
+          apiKey              = { headerName = "x-api-key" }
+          delivery            = { mode = "https" }
+        }]
+      }
+    }
+    client_api_keys = { "client-r/a" = "k" }
+  }
+
+  expect_failures = [var.clients]
+}

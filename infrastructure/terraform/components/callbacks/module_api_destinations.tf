@@ -7,6 +7,7 @@ module "api_destinations" {
   client_id       = each.key
   targets         = local.api_destination_targets[each.key]
   client_api_keys = var.client_api_keys
+  max_rate        = var.api_destination_max_rate
   kms_key_arn     = aws_kms_key.main.arn
 
   callbacks_event_bus_name    = module.callbacks_event_bus.bus_name

@@ -158,9 +158,11 @@ variable "clients" {
 
   validation {
     condition = alltrue(flatten([
-      for k, c in var.clients : [for t in c.targets : t.invocationRateLimit >= 1 && t.invocationRateLimit <= 300]
+      for k, c in var.clients : [for t in c.targets : t.invocationRateLimit >= 1 && t.invocationRateLimit <= 10000 && (
+        coalesce(try(t.delivery.mode, null), "api-destination") == "https" || t.invocationRateLimit <= var.api_destination_max_rate
+      )]
     ]))
-    error_message = "invocationRateLimit must be between 1 and 300 per second."
+    error_message = "invocationRateLimit must be 1-10000 per second, and at most api_destination_max_rate (the account's EventBridge API destination quota, 300 by default) for an api-destination target."
   }
 
   validation {
@@ -355,4 +357,15 @@ variable "metrics_namespace" {
   description = "CloudWatch namespace of the metrics the Lambdas emit (Embedded Metric Format); the dashboard reads it."
   type        = string
   default     = "NHSNotify/ClientCallbacks"
+}
+
+variable "api_destination_max_rate" {
+  description = "The highest invocationRateLimit an api-destination target may have: the account's EventBridge API destination invocation-rate quota (300 per second by default, adjustable through Service Quotas). Raise it together with the quota; https targets are bounded by the schema (10000 per second) only."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.api_destination_max_rate >= 1 && var.api_destination_max_rate <= 10000 && floor(var.api_destination_max_rate) == var.api_destination_max_rate
+    error_message = "api_destination_max_rate must be a whole number from 1 to 10000."
+  }
 }

@@ -49,9 +49,15 @@ variable "targets" {
   }
 
   validation {
-    condition     = alltrue([for t in var.targets : t.invocationRateLimit >= 1 && t.invocationRateLimit <= 300])
-    error_message = "invocationRateLimit must be between 1 and 300 per second (the API destination limit)."
+    condition     = alltrue([for t in var.targets : t.invocationRateLimit >= 1 && t.invocationRateLimit <= var.max_rate])
+    error_message = "invocationRateLimit must be between 1 and max_rate per second (the account's API destination quota)."
   }
+}
+
+variable "max_rate" {
+  description = "The account's EventBridge API destination invocation-rate quota per second (300 by default, adjustable)."
+  type        = number
+  default     = 300
 }
 
 variable "client_api_keys" {
