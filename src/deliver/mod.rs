@@ -8,6 +8,7 @@ pub mod http;
 pub mod listing;
 pub mod policy;
 pub mod rate;
+pub mod request;
 
 use std::time::Duration;
 
@@ -19,6 +20,7 @@ pub use policy::{
     AttemptOutcome, Backoff, Class, DeadLetterReason, Decision, RetryAfter, RetryPolicy,
 };
 pub use rate::TokenBucket;
+pub use request::Endpoint;
 
 /// The retry policy of a target's delivery settings.
 pub fn retry_policy(settings: &DeliverySettings) -> RetryPolicy {

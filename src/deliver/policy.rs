@@ -160,6 +160,8 @@ pub enum DeadLetterReason {
     StopRequested,
     /// The retry-duration budget is spent.
     BudgetExhausted { attempts: u32 },
+    /// The callback's target is no longer in its client's configuration.
+    TargetGone,
 }
 
 impl std::fmt::Display for DeadLetterReason {
@@ -172,6 +174,7 @@ impl std::fmt::Display for DeadLetterReason {
             DeadLetterReason::BudgetExhausted { attempts } => {
                 write!(f, "retry budget exhausted after {attempts} attempt(s)")
             }
+            DeadLetterReason::TargetGone => f.write_str("target is no longer configured"),
         }
     }
 }

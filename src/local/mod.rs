@@ -45,6 +45,8 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// How long the audit rows of accepted events are kept.
     pub event_retention: Duration,
+    /// How long dead letters are kept.
+    pub dlq_retention: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +74,8 @@ fn runtimes(
     let mut problems = Vec::new();
     for client in configs.clients() {
         for (i, t) in client.targets.iter().enumerate() {
-            match TargetRuntime::new(DeliverySettings::of(t), allow_http) {
+            let endpoint = Some(crate::deliver::Endpoint::of(client, t));
+            match TargetRuntime::new(DeliverySettings::of(t), endpoint, allow_http) {
                 Ok(rt) => {
                     out.insert(
                         TargetKey {
@@ -115,7 +118,7 @@ fn check(allow_http: bool) -> Arc<reload::Check> {
         for (i, t) in client.targets.iter().enumerate() {
             let settings = DeliverySettings::of(t);
             if settings.mtls.is_some() {
-                if let Err(e) = TargetRuntime::new(settings, allow_http) {
+                if let Err(e) = TargetRuntime::new(settings, None, allow_http) {
                     problems.push(ConfigProblem {
                         source_name: name.to_string(),
                         pointer: format!("/targets/{i}/delivery/mtls"),
@@ -203,7 +206,7 @@ pub async fn serve(
     }
     let mut known: Vec<TargetKey> = queued
         .into_iter()
-        .map(|(client_id, target_id, _)| TargetKey {
+        .map(|(client_id, target_id)| TargetKey {
             client_id,
             target_id,
         })
@@ -239,6 +242,7 @@ pub async fn serve(
         let allow_http = opts.allow_http;
         let interval = opts.reload_interval;
         let retention = opts.event_retention;
+        let dlq_retention = opts.dlq_retention;
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -269,7 +273,7 @@ pub async fn serve(
                 if let Ok(q) = store.queued_targets().await {
                     known = q
                         .into_iter()
-                        .map(|(client_id, target_id, _)| TargetKey {
+                        .map(|(client_id, target_id)| TargetKey {
                             client_id,
                             target_id,
                         })
@@ -292,9 +296,12 @@ pub async fn serve(
                 }
                 if last_prune.elapsed() >= Duration::from_secs(600) {
                     last_prune = tokio::time::Instant::now();
-                    let cutoff =
-                        store::now_ms() - i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
-                    store.prune_events(cutoff).await;
+                    let cutoff = |d: Duration| {
+                        store::now_ms()
+                            .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+                    };
+                    store.prune_events(cutoff(retention)).await;
+                    store.prune_dlq(cutoff(dlq_retention)).await;
                 }
             }
         })

@@ -130,17 +130,9 @@ fn outcome_of(outcome: Outcome, accept: &mut Accept, report: &mut IngestReport) 
                     "queued"
                 },
             });
-            for c in callbacks {
-                accept.callbacks.push(NewCallback {
-                    client_id: c.client_id,
-                    target_id: c.target_id,
-                    event_id: c.event_id,
-                    message_id: c.message_id,
-                    url: c.url,
-                    headers: c.headers,
-                    body: c.body,
-                });
-            }
+            accept
+                .callbacks
+                .extend(callbacks.into_iter().map(NewCallback::from));
         }
         Outcome::NoClientConfig { event } => {
             tracing::debug!(event_id = %event.id(), message_id = %event.message_id(), client_id = %event.client_id(),

@@ -2,6 +2,10 @@
 //! memory (refilled from the store in id order), its own token bucket, circuit breaker,
 //! HTTP client and a cap on requests in flight. A slow or dead target only ever occupies its
 //! own task and its own in-flight slots, so it cannot delay any other target.
+//!
+//! Requests are built and signed when they start, from the configuration in force then
+//! ([`Endpoint`]): a rotated API key or a moved endpoint reaches callbacks already queued. A
+//! callback whose target is no longer configured is dead-lettered with that reason.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
@@ -15,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::DeliverySettings;
 use crate::deliver::{
     self, policy, Admission, Attempt, AttemptOutcome, CircuitBreaker, DeadLetterReason, Decision,
-    HttpSender, Request, RetryPolicy, SenderError, TokenBucket,
+    Endpoint, HttpSender, Request, RetryPolicy, SenderError, TokenBucket,
 };
 
 use super::metrics::{Metrics, TargetMetrics};
@@ -40,17 +44,38 @@ pub struct TargetRuntime {
     pub settings: DeliverySettings,
     pub sender: HttpSender,
     pub policy: RetryPolicy,
+    /// Where and with which key requests go; `None` once the target is no longer configured.
+    pub endpoint: Option<Endpoint>,
 }
 
 impl TargetRuntime {
-    pub fn new(settings: DeliverySettings, allow_http: bool) -> Result<Arc<Self>, SenderError> {
+    pub fn new(
+        settings: DeliverySettings,
+        endpoint: Option<Endpoint>,
+        allow_http: bool,
+    ) -> Result<Arc<Self>, SenderError> {
         let sender = HttpSender::new(deliver::sender_config(&settings, allow_http))?;
         let policy = deliver::retry_policy(&settings);
         Ok(Arc::new(TargetRuntime {
             settings,
             sender,
             policy,
+            endpoint,
         }))
+    }
+
+    /// The same runtime for a target that has been removed from the configuration.
+    fn gone(&self) -> Arc<Self> {
+        Arc::new(TargetRuntime {
+            settings: self.settings.clone(),
+            sender: self.sender.clone(),
+            policy: self.policy.clone(),
+            endpoint: None,
+        })
+    }
+
+    fn same_as(&self, other: &TargetRuntime) -> bool {
+        self.settings == other.settings && self.endpoint == other.endpoint
     }
 
     fn max_in_flight(&self) -> usize {
@@ -60,8 +85,8 @@ impl TargetRuntime {
     }
 }
 
-/// Delivery settings for a target that has queued callbacks but is no longer configured:
-/// defaults, and a modest rate.
+/// Delivery settings for a target that has queued callbacks but is no longer configured (its
+/// callbacks are dead-lettered, never sent).
 pub fn orphan_settings() -> DeliverySettings {
     DeliverySettings {
         mode: crate::schema::types::DeliveryMode::ApiDestination,
@@ -115,11 +140,15 @@ impl Engine {
     /// Installs the runtimes of the configured targets; running workers pick up changes.
     pub fn configure(&self, runtimes: HashMap<TargetKey, Arc<TargetRuntime>>) {
         let workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
-        for (key, rt) in &runtimes {
-            if let Some(h) = workers.get(key) {
-                if h.runtime.borrow().settings != rt.settings {
-                    let _ = h.runtime.send(rt.clone());
-                }
+        for (key, h) in workers.iter() {
+            let current = h.runtime.borrow().clone();
+            let next = match runtimes.get(key) {
+                Some(rt) => rt.clone(),
+                None if current.endpoint.is_none() => continue,
+                None => current.gone(),
+            };
+            if !current.same_as(&next) {
+                let _ = h.runtime.send(next);
             }
         }
         *self.configured.lock().unwrap_or_else(|p| p.into_inner()) = runtimes;
@@ -143,10 +172,10 @@ impl Engine {
             .cloned();
         let rt = match rt {
             Some(rt) => rt,
-            None => match TargetRuntime::new(orphan_settings(), self.allow_http) {
+            None => match TargetRuntime::new(orphan_settings(), None, self.allow_http) {
                 Ok(rt) => {
                     tracing::warn!(client_id = %key.client_id, target_id = %key.target_id,
-                        "delivering queued callbacks of a target that is not configured, with default settings");
+                        "callbacks queued for a target that is not configured: dead-lettering them");
                     rt
                 }
                 Err(e) => {
@@ -301,6 +330,11 @@ impl Worker {
             now_i + Duration::from_millis(u64::try_from(due - now).unwrap_or(0))
         });
         let earliest = |w: Option<Instant>, t: Instant| Some(w.map_or(t, |w| w.min(t)));
+        if self.rt.endpoint.is_none() {
+            while let Some(job) = self.ready.pop_front() {
+                self.dead_letter(job, DeadLetterReason::TargetGone).await;
+            }
+        }
         while self.in_flight < self.rt.max_in_flight() {
             let Some(job) = self.ready.front() else { break };
             // A callback already tried whose budget ran out while it waited (e.g. behind an
@@ -334,27 +368,31 @@ impl Worker {
                 wake = earliest(wake, now_i + wait);
                 break;
             }
-            let Some(job) = self.ready.pop_front() else {
+            let (Some(job), Some(endpoint)) = (self.ready.pop_front(), self.rt.endpoint.clone())
+            else {
                 break;
             };
-            self.start(job, probe);
+            self.start(job, &endpoint, probe);
         }
         self.publish_circuit(now_i);
         wake
     }
 
-    fn start(&mut self, job: QueuedCallback, probe: bool) {
+    /// Starts one attempt: the request is built and signed now, with the endpoint in force.
+    fn start(&mut self, job: QueuedCallback, endpoint: &Endpoint, probe: bool) {
         self.in_flight += 1;
         self.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
         let sender = self.rt.sender.clone();
         let tx = self.done_tx.clone();
+        let url = endpoint.url.clone();
+        let headers = endpoint.signed_headers(&job.body);
         tracing::debug!(client_id = %self.key.client_id, target_id = %self.key.target_id, event_id = %job.event_id,
             message_id = %job.message_id, attempt = job.attempts + 1, probe, "sending callback");
         tokio::spawn(async move {
             let attempt = sender
                 .send(Request {
-                    url: &job.url,
-                    headers: &job.headers,
+                    url: &url,
+                    headers: &headers,
                     body: &job.body,
                 })
                 .await;

@@ -445,3 +445,35 @@ pub fn dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
     std::fs::create_dir_all(&config).unwrap();
     (root, config, data)
 }
+
+/// The files of the data directory whose bytes contain `needle` (e.g. an API key).
+pub fn data_files_containing(data_dir: &Path, needle: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    for entry in std::fs::read_dir(data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.is_file() {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            hits.push(path.display().to_string());
+        }
+    }
+    hits
+}
+
+/// The same client configuration with another API key on every target.
+pub fn with_api_key(mut doc: Value, key: &str) -> Value {
+    for t in doc["targets"].as_array_mut().unwrap() {
+        t["apiKey"]["headerValue"] = json!(key);
+    }
+    doc
+}
+
+/// Whether a received callback carries `key` and a valid signature over its body with it.
+pub fn signed_with(r: &Received, application_id: &str, key: &str) -> bool {
+    r.headers.get("x-api-key").map(String::as_str) == Some(key)
+        && r.headers
+            .get("x-hmac-sha256-signature")
+            .is_some_and(|s| callbacks::sign::verify(&r.body, application_id, key, s))
+}

@@ -808,20 +808,13 @@ impl<Q: QueueOps, S: Sender, C: ConfigSource, D: DeliveryState> Delivery<Q, S, C
                 return Processed::new(self.dead_letter(queue, rec, letter).await);
             }
         };
-        let api_key = target.api_key.header_value.expose();
-        let signature = sign::signature(&body, &client.application_id, api_key);
+        let endpoint = deliver::Endpoint::of(&client, target);
+        let signature = endpoint.signature(&body);
         let signature_recomputed = signature != ev.signature;
         if signature_recomputed {
             tracing::warn!(event_id = %event_id, message_id = %message_id, sqs_message_id = %sqs_id, "detail.signature does not match the body and the current API key (key rotated since the event was signed?); sending the signature of the current key");
         }
-        let headers = vec![
-            ("content-type".to_string(), CONTENT_TYPE.to_string()),
-            (
-                target.api_key.header_name.to_ascii_lowercase(),
-                api_key.to_string(),
-            ),
-            (SIGNATURE_HEADER.to_string(), signature),
-        ];
+        let headers = endpoint.headers(signature);
 
         // The retry budget: from queue entry, never past the queue's retention.
         let mut policy = deliver::retry_policy(&settings);
@@ -921,7 +914,7 @@ impl<Q: QueueOps, S: Sender, C: ConfigSource, D: DeliveryState> Delivery<Q, S, C
                 &key,
                 &settings,
                 Request {
-                    url: target.invocation_endpoint.as_str(),
+                    url: &endpoint.url,
                     headers: &headers,
                     body: &body,
                 },

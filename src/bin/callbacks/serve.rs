@@ -49,6 +49,9 @@ pub struct ServeArgs {
     /// How long the audit rows of accepted events are kept, in hours.
     #[arg(long, default_value_t = 24)]
     event_retention_hours: u64,
+    /// How long dead letters are kept, in hours (default one week).
+    #[arg(long, default_value_t = 168)]
+    dlq_retention_hours: u64,
 }
 
 /// Where the dead letters are: a `callbacks serve` data directory, or (AWS) an SQS DLQ.
@@ -144,6 +147,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         reload_interval: Duration::from_millis(args.reload_interval_ms.max(50)),
         shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
         event_retention: Duration::from_secs(args.event_retention_hours.saturating_mul(3600)),
+        dlq_retention: Duration::from_secs(args.dlq_retention_hours.saturating_mul(3600)),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

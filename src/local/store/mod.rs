@@ -1,23 +1,34 @@
 //! The durable store of `callbacks serve`: one SQLite database in WAL mode in the data
 //! directory. Tables: `events` (one row per accepted event), `callbacks` (the per-client,
 //! per-target queue: due time, attempt count and history), `dlq` (per-client dead letters with
-//! their attempt history) and `rejects` (invalid events and why).
+//! their attempt history) and `rejects` (invalid events and why). A queued callback holds its
+//! body and routing ids, never a URL, header or API key: the worker builds and signs the
+//! request when it sends it ([`crate::deliver::Endpoint`]). The tables and their migrations
+//! are in [`schema`]; the writer thread in [`writer`]; the dead-letter queries in [`dlq`].
 //!
 //! All writes go through one writer thread that commits whatever has queued up in one
 //! transaction (group commit, `synchronous=FULL`): an `accept` returns only after its rows are
 //! on disk. Reads (queue refills) use a small pool of read connections, which WAL lets run
 //! beside the writer.
 
-use std::collections::HashMap;
+mod dlq;
+mod schema;
+mod writer;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
+
+pub use dlq::{list_dlq, replay_dlq};
+pub use schema::{open_db, SCHEMA_VERSION};
+use writer::Cmd;
+pub use writer::WriterStats;
 
 /// The database file inside the data directory.
 pub const DB_FILE: &str = "callbacks.db";
@@ -41,6 +52,8 @@ pub enum StoreError {
     Closed,
     #[error("commit failed: {0}")]
     Commit(String),
+    #[error("the data directory was written by a newer release (store schema version {found}; this one supports up to {supported})")]
+    NewerSchema { found: i64, supported: i64 },
     #[error("corrupt row {id} in {table}: {reason}")]
     Corrupt {
         table: &'static str,
@@ -80,17 +93,32 @@ pub struct AttemptRecord {
     pub duration_ms: u64,
 }
 
-/// A callback to queue.
-#[derive(Clone)]
+/// A callback to queue: the exact body and the routing ids (no URL, no headers, no key).
+#[derive(Debug, Clone)]
 pub struct NewCallback {
     pub client_id: String,
     pub target_id: String,
     pub event_id: String,
     pub message_id: String,
-    pub url: String,
-    /// Includes the API key header: stored so the exact signed request can be sent.
-    pub headers: Vec<(String, String)>,
+    pub traceparent: Option<String>,
+    pub subscription_ids: Vec<String>,
     pub body: Arc<[u8]>,
+}
+
+impl From<crate::pipeline::Callback> for NewCallback {
+    /// Keeps what the queue needs of the core's signed request; its headers (the API key) and
+    /// signature are dropped: the request is signed again when it is sent.
+    fn from(c: crate::pipeline::Callback) -> Self {
+        NewCallback {
+            client_id: c.client_id,
+            target_id: c.target_id,
+            event_id: c.event_id,
+            message_id: c.message_id,
+            traceparent: c.traceparent,
+            subscription_ids: c.subscription_ids,
+            body: c.body,
+        }
+    }
 }
 
 /// An accepted event (for the audit table).
@@ -129,8 +157,6 @@ pub struct QueuedCallback {
     pub target_id: String,
     pub event_id: String,
     pub message_id: String,
-    pub url: String,
-    pub headers: Arc<Vec<(String, String)>>,
     pub body: Bytes,
     pub created_at_ms: i64,
     pub due_at_ms: i64,
@@ -151,7 +177,7 @@ impl std::fmt::Debug for QueuedCallback {
     }
 }
 
-/// A dead-lettered callback (without its headers: they hold the API key).
+/// A dead-lettered callback: body and routing ids (no request headers are stored).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DlqEntry {
@@ -160,7 +186,8 @@ pub struct DlqEntry {
     pub target_id: String,
     pub event_id: String,
     pub message_id: String,
-    pub url: String,
+    pub traceparent: Option<String>,
+    pub subscription_ids: Vec<String>,
     pub created_at: String,
     pub dead_at: String,
     pub attempts: u32,
@@ -183,32 +210,12 @@ impl DlqEntry {
     }
 }
 
-enum Cmd {
-    Accept(Accept, oneshot::Sender<Result<(), String>>),
-    Delivered(i64),
-    Reschedule {
-        id: i64,
-        due_at_ms: i64,
-        attempts: u32,
-        history: String,
-    },
-    DeadLetter {
-        id: i64,
-        attempts: u32,
-        history: String,
-        reason: String,
-    },
-    PruneEvents {
-        before_ms: i64,
-    },
-    Flush(oneshot::Sender<()>),
-}
-
 /// Handle to the store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     writer: mpsc::Sender<Cmd>,
     readers: Arc<Readers>,
+    stats: Arc<WriterStats>,
 }
 
 struct Readers {
@@ -248,92 +255,12 @@ pub fn lock_data_dir(dir: &Path) -> Result<DataDirLock, StoreError> {
     Ok(DataDirLock { _file: file })
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events(
-    seq INTEGER PRIMARY KEY,
-    event_id TEXT NOT NULL,
-    source TEXT NOT NULL,
-    client_id TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    received_at_ms INTEGER NOT NULL,
-    callbacks INTEGER NOT NULL,
-    outcome TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS events_received ON events(received_at_ms);
-CREATE TABLE IF NOT EXISTS callbacks(
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    client_id TEXT NOT NULL,
-    target_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    url TEXT NOT NULL,
-    headers TEXT NOT NULL,
-    body BLOB NOT NULL,
-    created_at_ms INTEGER NOT NULL,
-    due_at_ms INTEGER NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    history TEXT NOT NULL DEFAULT '[]');
-CREATE INDEX IF NOT EXISTS callbacks_by_target ON callbacks(client_id, target_id, id);
-CREATE TABLE IF NOT EXISTS dlq(
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    callback_id INTEGER NOT NULL,
-    client_id TEXT NOT NULL,
-    target_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    url TEXT NOT NULL,
-    headers TEXT NOT NULL,
-    body BLOB NOT NULL,
-    created_at_ms INTEGER NOT NULL,
-    dead_at_ms INTEGER NOT NULL,
-    attempts INTEGER NOT NULL,
-    history TEXT NOT NULL,
-    reason TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS dlq_by_client ON dlq(client_id, id);
-CREATE TABLE IF NOT EXISTS rejects(
-    id INTEGER PRIMARY KEY,
-    received_at_ms INTEGER NOT NULL,
-    event_id TEXT,
-    reason TEXT NOT NULL,
-    body BLOB NOT NULL);
-";
-
-fn open_conn(path: &Path) -> Result<Connection, StoreError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
-    Ok(conn)
-}
-
-/// Opens (creating if needed) the database of a data directory, for the CLI (`dlq`).
-pub fn open_db(data_dir: &Path) -> Result<Connection, StoreError> {
-    let path = data_dir.join(DB_FILE);
-    if !path.exists() {
-        return Err(StoreError::DataDir {
-            path: path.display().to_string(),
-            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no callbacks database here"),
-        });
-    }
-    let conn = open_conn(&path)?;
-    conn.execute_batch(SCHEMA)?;
-    Ok(conn)
-}
-
-fn headers_json(h: &[(String, String)]) -> String {
-    serde_json::to_string(h).unwrap_or_else(|_| "[]".to_string())
-}
-
 /// Serialises an attempt history.
 pub fn history_json(h: &[AttemptRecord]) -> String {
     serde_json::to_string(h).unwrap_or_else(|_| "[]".to_string())
 }
 
-fn parse_history(s: &str) -> Vec<AttemptRecord> {
+pub(crate) fn parse_history(s: &str) -> Vec<AttemptRecord> {
     serde_json::from_str(s).unwrap_or_default()
 }
 
@@ -341,22 +268,24 @@ impl Store {
     /// Opens the store of a data directory (the caller holds its lock) and starts the writer.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path: PathBuf = data_dir.join(DB_FILE);
-        let conn = open_conn(&path)?;
-        conn.execute_batch(SCHEMA)?;
+        let mut conn = schema::open_conn(&path)?;
+        schema::migrate(&mut conn)?;
         {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
         }
         let mut conns = Vec::new();
         for _ in 0..2 {
-            let r = open_conn(&path)?;
+            let r = schema::open_conn(&path)?;
             r.pragma_update(None, "query_only", "ON")?;
             conns.push(Mutex::new(r));
         }
         let (tx, rx) = mpsc::channel(16 * 1024);
+        let stats = Arc::new(WriterStats::default());
+        let writer_stats = stats.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer::writer_loop(conn, rx, writer_stats))
             .map_err(|source| StoreError::DataDir {
                 path: path.display().to_string(),
                 source,
@@ -367,7 +296,13 @@ impl Store {
                 conns,
                 next: AtomicUsize::new(0),
             }),
+            stats,
         })
+    }
+
+    /// The writer's counters (commit retries and failures).
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
     }
 
     /// Stores events, callbacks and rejects in one committed transaction.
@@ -432,6 +367,11 @@ impl Store {
         let _ = self.writer.send(Cmd::PruneEvents { before_ms }).await;
     }
 
+    /// Deletes dead letters dead-lettered before `before_ms`.
+    pub async fn prune_dlq(&self, before_ms: i64) {
+        let _ = self.writer.send(Cmd::PruneDlq { before_ms }).await;
+    }
+
     /// Waits until everything sent before is committed.
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
@@ -474,7 +414,7 @@ impl Store {
         let (client_id, target_id) = (client_id.to_string(), target_id.to_string());
         self.read(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, event_id, message_id, url, headers, body, created_at_ms, due_at_ms, attempts, history
+                "SELECT id, event_id, message_id, body, created_at_ms, due_at_ms, attempts, history
                  FROM callbacks WHERE client_id = ?1 AND target_id = ?2 AND id > ?3 ORDER BY id LIMIT ?4",
             )?;
             let limit = i64::try_from(limit).unwrap_or(i64::MAX);
@@ -483,31 +423,22 @@ impl Store {
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, Vec<u8>>(5)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
                     r.get::<_, i64>(6)?,
-                    r.get::<_, i64>(7)?,
-                    r.get::<_, i64>(8)?,
-                    r.get::<_, String>(9)?,
+                    r.get::<_, String>(7)?,
                 ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (id, event_id, message_id, url, headers, body, created, due, attempts, history) = row?;
-                let headers: Vec<(String, String)> = serde_json::from_str(&headers).map_err(|e| StoreError::Corrupt {
-                    table: "callbacks",
-                    id,
-                    reason: format!("headers: {e}"),
-                })?;
+                let (id, event_id, message_id, body, created, due, attempts, history) = row?;
                 out.push(QueuedCallback {
                     id,
                     client_id: client_id.clone(),
                     target_id: target_id.clone(),
                     event_id,
                     message_id,
-                    url,
-                    headers: Arc::new(headers),
                     body: Bytes::from(body),
                     created_at_ms: created,
                     due_at_ms: due,
@@ -544,200 +475,16 @@ impl Store {
     }
 }
 
-fn writer_loop(mut conn: Connection, mut rx: mpsc::Receiver<Cmd>) {
-    const MAX_GROUP: usize = 4096;
-    let mut group = Vec::with_capacity(MAX_GROUP);
-    while let Some(first) = rx.blocking_recv() {
-        group.push(first);
-        while group.len() < MAX_GROUP {
-            match rx.try_recv() {
-                Ok(c) => group.push(c),
-                Err(_) => break,
-            }
-        }
-        let result = apply(&mut conn, &group);
-        if let Err(e) = &result {
-            tracing::error!(error = %e, commands = group.len(), "store commit failed");
-        }
-        let err = result.err().map(|e| e.to_string());
-        for cmd in group.drain(..) {
-            match cmd {
-                Cmd::Accept(_, reply) => {
-                    let _ = reply.send(match &err {
-                        None => Ok(()),
-                        Some(e) => Err(e.clone()),
-                    });
-                }
-                Cmd::Flush(reply) => {
-                    let _ = reply.send(());
-                }
-                _ => {}
-            }
-        }
-    }
-    tracing::debug!("store writer stopped");
-}
-
-fn apply(conn: &mut Connection, group: &[Cmd]) -> Result<(), rusqlite::Error> {
-    let tx = conn.transaction()?;
-    let now = now_ms();
-    for cmd in group {
-        match cmd {
-            Cmd::Accept(batch, _) => {
-                let mut ev = tx.prepare_cached(
-                    "INSERT INTO events(event_id, source, client_id, message_id, received_at_ms, callbacks, outcome)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )?;
-                for e in &batch.events {
-                    ev.execute(params![
-                        e.event_id,
-                        e.source,
-                        e.client_id,
-                        e.message_id,
-                        now,
-                        e.callbacks,
-                        e.outcome
-                    ])?;
-                }
-                let mut cb = tx.prepare_cached(
-                    "INSERT INTO callbacks(client_id, target_id, event_id, message_id, url, headers, body, created_at_ms, due_at_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-                )?;
-                for c in &batch.callbacks {
-                    cb.execute(params![
-                        c.client_id,
-                        c.target_id,
-                        c.event_id,
-                        c.message_id,
-                        c.url,
-                        headers_json(&c.headers),
-                        &c.body[..],
-                        now
-                    ])?;
-                }
-                let mut rj = tx.prepare_cached(
-                    "INSERT INTO rejects(received_at_ms, event_id, reason, body) VALUES (?1, ?2, ?3, ?4)",
-                )?;
-                for r in &batch.rejects {
-                    rj.execute(params![now, r.event_id, r.reason, r.body])?;
-                }
-            }
-            Cmd::Delivered(id) => {
-                tx.prepare_cached("DELETE FROM callbacks WHERE id = ?1")?
-                    .execute([id])?;
-            }
-            Cmd::Reschedule {
-                id,
-                due_at_ms,
-                attempts,
-                history,
-            } => {
-                tx.prepare_cached("UPDATE callbacks SET due_at_ms = ?2, attempts = ?3, history = ?4 WHERE id = ?1")?
-                    .execute(params![id, due_at_ms, attempts, history])?;
-            }
-            Cmd::DeadLetter {
-                id,
-                attempts,
-                history,
-                reason,
-            } => {
-                tx.prepare_cached(
-                    "INSERT INTO dlq(callback_id, client_id, target_id, event_id, message_id, url, headers, body,
-                                     created_at_ms, dead_at_ms, attempts, history, reason)
-                     SELECT id, client_id, target_id, event_id, message_id, url, headers, body, created_at_ms, ?2, ?3, ?4, ?5
-                     FROM callbacks WHERE id = ?1",
-                )?
-                .execute(params![id, now, attempts, history, reason])?;
-                tx.prepare_cached("DELETE FROM callbacks WHERE id = ?1")?
-                    .execute([id])?;
-            }
-            Cmd::PruneEvents { before_ms } => {
-                tx.prepare_cached("DELETE FROM events WHERE received_at_ms < ?1")?
-                    .execute([before_ms])?;
-            }
-            Cmd::Flush(_) => {}
-        }
-    }
-    tx.commit()
-}
-
-/// Dead letters, oldest first, optionally of one client.
-pub fn list_dlq(conn: &Connection, client_id: Option<&str>) -> Result<Vec<DlqEntry>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT id, client_id, target_id, event_id, message_id, url, created_at_ms, dead_at_ms, attempts, history, reason, body
-         FROM dlq WHERE (?1 IS NULL OR client_id = ?1) ORDER BY id",
-    )?;
-    let rows = stmt.query_map([client_id], |r| {
-        Ok(DlqEntry {
-            id: r.get(0)?,
-            client_id: r.get(1)?,
-            target_id: r.get(2)?,
-            event_id: r.get(3)?,
-            message_id: r.get(4)?,
-            url: r.get(5)?,
-            created_at: rfc3339(r.get(6)?),
-            dead_at: rfc3339(r.get(7)?),
-            attempts: u32::try_from(r.get::<_, i64>(8)?).unwrap_or(0),
-            history: parse_history(&r.get::<_, String>(9)?),
-            reason: r.get(10)?,
-            body: String::from_utf8_lossy(&r.get::<_, Vec<u8>>(11)?).into_owned(),
-        })
-    })?;
-    Ok(rows.collect::<Result<Vec<_>, _>>()?)
-}
-
-/// Moves dead letters (all, one client's, or one entry) back to the queue as new callbacks:
-/// due now, attempt count and retry budget restarted. Returns how many were re-queued.
-pub fn replay_dlq(
-    conn: &mut Connection,
-    client_id: Option<&str>,
-    id: Option<i64>,
-) -> Result<usize, StoreError> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let now = now_ms();
-    let n = tx.execute(
-        "INSERT INTO callbacks(client_id, target_id, event_id, message_id, url, headers, body, created_at_ms, due_at_ms)
-         SELECT client_id, target_id, event_id, message_id, url, headers, body, ?3, ?3 FROM dlq
-         WHERE (?1 IS NULL OR client_id = ?1) AND (?2 IS NULL OR id = ?2) ORDER BY id",
-        params![client_id, id, now],
-    )?;
-    let m = tx.execute(
-        "DELETE FROM dlq WHERE (?1 IS NULL OR client_id = ?1) AND (?2 IS NULL OR id = ?2)",
-        params![client_id, id],
-    )?;
-    if n != m {
-        return Err(StoreError::Corrupt {
-            table: "dlq",
-            id: id.unwrap_or(0),
-            reason: format!("copied {n}, deleted {m}"),
-        });
-    }
-    tx.commit()?;
-    Ok(n)
-}
-
 /// The ids of every (client, target) with queued callbacks (to start their workers).
-pub fn queued_targets(conn: &Connection) -> Result<Vec<(String, String, String)>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT client_id, target_id, max(url) FROM callbacks GROUP BY client_id, target_id",
-    )?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+pub fn queued_targets(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = conn.prepare("SELECT DISTINCT client_id, target_id FROM callbacks")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
-}
-
-/// Counts of rows per table, for tests and diagnostics.
-pub fn counts(conn: &Connection) -> Result<HashMap<&'static str, i64>, StoreError> {
-    let mut out = HashMap::new();
-    for table in ["events", "callbacks", "dlq", "rejects"] {
-        let n: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
-        out.insert(table, n);
-    }
-    Ok(out)
 }
 
 impl Store {
     /// The ids of every (client, target) with queued callbacks.
-    pub async fn queued_targets(&self) -> Result<Vec<(String, String, String)>, StoreError> {
+    pub async fn queued_targets(&self) -> Result<Vec<(String, String)>, StoreError> {
         self.read(queued_targets).await
     }
 }

@@ -1,0 +1,271 @@
+//! The store's single writer thread: it commits whatever has queued up in one transaction
+//! (group commit, `synchronous=FULL`). A failed commit is retried (with a pause) and counted;
+//! when it keeps failing, the ingest requests in the group are answered with the error (they
+//! were not accepted: the sender gets a 503) and the delivery outcomes are kept for the next
+//! group, so nothing a worker reported is dropped.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::{params, Connection};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{now_ms, Accept};
+
+pub(super) enum Cmd {
+    Accept(Accept, oneshot::Sender<Result<(), String>>),
+    Delivered(i64),
+    Reschedule {
+        id: i64,
+        due_at_ms: i64,
+        attempts: u32,
+        history: String,
+    },
+    DeadLetter {
+        id: i64,
+        attempts: u32,
+        history: String,
+        reason: String,
+    },
+    PruneEvents {
+        before_ms: i64,
+    },
+    PruneDlq {
+        before_ms: i64,
+    },
+    Flush(oneshot::Sender<()>),
+}
+
+/// Counters of the writer (exported as metrics).
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Commits that failed and were tried again.
+    pub commit_retries: AtomicU64,
+    /// Groups given up after every retry failed (their ingest requests got an error).
+    pub commit_failures: AtomicU64,
+}
+
+/// Commands per transaction, at most.
+const MAX_GROUP: usize = 4096;
+/// Pauses before the retries of a failed commit.
+const RETRY_PAUSES: [Duration; 4] = [
+    Duration::from_millis(20),
+    Duration::from_millis(100),
+    Duration::from_millis(500),
+    Duration::from_millis(1000),
+];
+
+pub(super) fn writer_loop(
+    mut conn: Connection,
+    mut rx: mpsc::Receiver<Cmd>,
+    stats: Arc<WriterStats>,
+) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    loop {
+        // A group that failed still holds its delivery outcomes: they go first.
+        if group.is_empty() {
+            match rx.blocking_recv() {
+                Some(first) => group.push(first),
+                None => break,
+            }
+        }
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(c) => group.push(c),
+                Err(_) => break,
+            }
+        }
+        let err = commit_with_retries(&mut conn, &group, &stats);
+        settle(&mut group, err.as_deref());
+    }
+    tracing::debug!("store writer stopped");
+}
+
+/// Answers the ingest requests and flushes of a committed (or given up) group; when it
+/// failed, its delivery outcomes stay in `group` for the next one.
+fn settle(group: &mut Vec<Cmd>, err: Option<&str>) {
+    let mut kept = Vec::new();
+    for cmd in group.drain(..) {
+        match cmd {
+            Cmd::Accept(_, reply) => {
+                let _ = reply.send(err.map_or(Ok(()), |e| Err(e.to_string())));
+            }
+            Cmd::Flush(reply) => {
+                let _ = reply.send(());
+            }
+            other if err.is_some() => kept.push(other),
+            _ => {}
+        }
+    }
+    group.extend(kept);
+}
+
+/// Commits `group`, retrying a failure after each of [`RETRY_PAUSES`]; the last error if all
+/// failed.
+fn commit_with_retries(
+    conn: &mut Connection,
+    group: &[Cmd],
+    stats: &WriterStats,
+) -> Option<String> {
+    let mut result = apply(conn, group);
+    for pause in RETRY_PAUSES {
+        let Err(e) = &result else { return None };
+        stats.commit_retries.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(error = %e, commands = group.len(), retry_in_ms = pause.as_millis() as u64, "store commit failed; retrying");
+        std::thread::sleep(pause);
+        result = apply(conn, group);
+    }
+    let e = result.err()?;
+    stats.commit_failures.fetch_add(1, Ordering::Relaxed);
+    tracing::error!(error = %e, commands = group.len(), "store commit failed after every retry");
+    Some(e.to_string())
+}
+
+fn insert_accept(
+    tx: &rusqlite::Transaction<'_>,
+    batch: &Accept,
+    now: i64,
+) -> Result<(), rusqlite::Error> {
+    let mut ev = tx.prepare_cached(
+        "INSERT INTO events(event_id, source, client_id, message_id, received_at_ms, callbacks, outcome)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for e in &batch.events {
+        ev.execute(params![
+            e.event_id,
+            e.source,
+            e.client_id,
+            e.message_id,
+            now,
+            e.callbacks,
+            e.outcome
+        ])?;
+    }
+    let mut cb = tx.prepare_cached(
+        "INSERT INTO callbacks(client_id, target_id, event_id, message_id, traceparent, subscription_ids,
+                               body, created_at_ms, due_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
+    )?;
+    for c in &batch.callbacks {
+        cb.execute(params![
+            c.client_id,
+            c.target_id,
+            c.event_id,
+            c.message_id,
+            c.traceparent,
+            serde_json::to_string(&c.subscription_ids).unwrap_or_else(|_| "[]".to_string()),
+            &c.body[..],
+            now
+        ])?;
+    }
+    let mut rj = tx.prepare_cached(
+        "INSERT INTO rejects(received_at_ms, event_id, reason, body) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for r in &batch.rejects {
+        rj.execute(params![now, r.event_id, r.reason, r.body])?;
+    }
+    Ok(())
+}
+
+fn apply(conn: &mut Connection, group: &[Cmd]) -> Result<(), rusqlite::Error> {
+    let tx = conn.transaction()?;
+    let now = now_ms();
+    for cmd in group {
+        match cmd {
+            Cmd::Accept(batch, _) => insert_accept(&tx, batch, now)?,
+            Cmd::Delivered(id) => {
+                tx.prepare_cached("DELETE FROM callbacks WHERE id = ?1")?
+                    .execute([id])?;
+            }
+            Cmd::Reschedule {
+                id,
+                due_at_ms,
+                attempts,
+                history,
+            } => {
+                tx.prepare_cached(
+                    "UPDATE callbacks SET due_at_ms = ?2, attempts = ?3, history = ?4 WHERE id = ?1",
+                )?
+                .execute(params![id, due_at_ms, attempts, history])?;
+            }
+            Cmd::DeadLetter {
+                id,
+                attempts,
+                history,
+                reason,
+            } => {
+                tx.prepare_cached(
+                    "INSERT INTO dlq(callback_id, client_id, target_id, event_id, message_id, traceparent,
+                                     subscription_ids, body, created_at_ms, dead_at_ms, attempts, history, reason)
+                     SELECT id, client_id, target_id, event_id, message_id, traceparent, subscription_ids, body,
+                            created_at_ms, ?2, ?3, ?4, ?5
+                     FROM callbacks WHERE id = ?1",
+                )?
+                .execute(params![id, now, attempts, history, reason])?;
+                tx.prepare_cached("DELETE FROM callbacks WHERE id = ?1")?
+                    .execute([id])?;
+            }
+            Cmd::PruneEvents { before_ms } => {
+                tx.prepare_cached("DELETE FROM events WHERE received_at_ms < ?1")?
+                    .execute([before_ms])?;
+            }
+            Cmd::PruneDlq { before_ms } => {
+                tx.prepare_cached("DELETE FROM dlq WHERE dead_at_ms < ?1")?
+                    .execute([before_ms])?;
+            }
+            Cmd::Flush(_) => {}
+        }
+    }
+    tx.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use super::super::{Accept, NewEvent, Store};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_commit_is_retried_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let side = rusqlite::Connection::open(dir.path().join(super::super::DB_FILE)).unwrap();
+        side.execute_batch(
+            "CREATE TRIGGER fail_events BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+        )
+        .unwrap();
+        let batch = Accept {
+            events: vec![NewEvent {
+                event_id: "ev-1".into(),
+                source: "/s".into(),
+                client_id: "c".into(),
+                message_id: "m".into(),
+                callbacks: 0,
+                outcome: "no-match",
+            }],
+            ..Accept::default()
+        };
+        let accept = tokio::spawn({
+            let store = store.clone();
+            async move { store.accept(batch).await }
+        });
+        let t0 = std::time::Instant::now();
+        while store.stats().commit_retries.load(Ordering::Relaxed) == 0 {
+            assert!(t0.elapsed() < Duration::from_secs(10), "no retry seen");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        side.execute_batch("DROP TRIGGER fail_events;").unwrap();
+        accept.await.unwrap().expect("committed on a retry");
+        let n: i64 = side
+            .query_row(
+                "SELECT count(*) FROM events WHERE event_id = 'ev-1'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(store.stats().commit_failures.load(Ordering::Relaxed), 0);
+    }
+}
