@@ -69,7 +69,7 @@ impl TargetRuntime {
         Arc::new(TargetRuntime {
             settings: self.settings.clone(),
             sender: self.sender.clone(),
-            policy: self.policy.clone(),
+            policy: self.policy,
             endpoint: None,
         })
     }

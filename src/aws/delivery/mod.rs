@@ -47,9 +47,7 @@ use serde_json::Value;
 
 use crate::config::{CircuitSettings, ClientSettings, DeliverySettings};
 use crate::deliver::{self, Attempt, AttemptOutcome, Decision, Request, TokenBucket};
-use crate::pipeline::CONTENT_TYPE;
 use crate::schema::types::{ChannelStatusCallback, DeliveryMode, MessageStatusCallback};
-use crate::sign::{self, SIGNATURE_HEADER};
 use crate::transform::{self, Payload};
 
 use super::handler::{ConfigFault, ConfigSource};
