@@ -336,7 +336,7 @@ run "api_destination_rate_above_the_quota_is_refused" {
   expect_failures = [var.clients]
 }
 
-run "api_destination_rate_within_a_raised_quota_is_planned" {
+run "rates_within_each_bound_are_planned" {
   command = plan
 
   variables {
@@ -344,44 +344,36 @@ run "api_destination_rate_within_a_raised_quota_is_planned" {
       "client-r" = {
         clientId      = "client-r"
         applicationId = "app-r"
-        subscriptions = [{ subscriptionId = "s", subscriptionType = "MessageStatus", messageStatuses = ["DELIVERED"], targetIds = ["a"] }]
-        targets = [{
-          targetId            = "a"
-          type                = "API"
-          invocationEndpoint  = "https://r.example/a"
-          invocationMethod    = "POST"
-          invocationRateLimit = 1000
-          apiKey              = { headerName = "x-api-key" }
-          delivery            = { mode = "api-destination" }
-        }]
+        subscriptions = [{ subscriptionId = "s", subscriptionType = "MessageStatus", messageStatuses = ["DELIVERED"], targetIds = ["a", "b"] }]
+        targets = [
+          {
+            targetId            = "a"
+            type                = "API"
+            invocationEndpoint  = "https://r.example/a"
+            invocationMethod    = "POST"
+            invocationRateLimit = 1000
+            apiKey              = { headerName = "x-api-key" }
+            delivery            = { mode = "api-destination" }
+          },
+          {
+            targetId            = "b"
+            type                = "API"
+            invocationEndpoint  = "https://r.example/b"
+            invocationMethod    = "POST"
+            invocationRateLimit = 10000
+            apiKey              = { headerName = "x-api-key" }
+            delivery            = { mode = "https" }
+          },
+        ]
       }
     }
-    client_api_keys          = { "client-r/a" = "k" }
+    client_api_keys          = { "client-r/a" = "k1", "client-r/b" = "k2" }
     api_destination_max_rate = 1000
   }
-}
 
-run "https_rate_of_10000_is_planned" {
-  command = plan
-
-  variables {
-    clients = {
-      "client-r" = {
-        clientId      = "client-r"
-        applicationId = "app-r"
-        subscriptions = [{ subscriptionId = "s", subscriptionType = "MessageStatus", messageStatuses = ["DELIVERED"], targetIds = ["a"] }]
-        targets = [{
-          targetId            = "a"
-          type                = "API"
-          invocationEndpoint  = "https://r.example/a"
-          invocationMethod    = "POST"
-          invocationRateLimit = 10000
-          apiKey              = { headerName = "x-api-key" }
-          delivery            = { mode = "https" }
-        }]
-      }
-    }
-    client_api_keys = { "client-r/a" = "k" }
+  assert {
+    condition     = module.client_delivery["client-r"].maximum_concurrency == 1000
+    error_message = "10000 requests/s on an https target must give 1000 environments."
   }
 }
 
