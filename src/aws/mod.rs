@@ -5,7 +5,9 @@
 //! - [`s3_config`]: client configuration from S3, cached with a TTL and ETag revalidation;
 //! - [`rejects`]: the rejected-events SQS queue;
 //! - [`emf`]: CloudWatch Embedded Metric Format lines;
-//! - [`delivery`]: the delivery Lambda (https delivery mode), `src/bin/delivery_lambda.rs`.
+//! - [`delivery`]: the delivery Lambda (https delivery mode), `src/bin/delivery_lambda.rs`;
+//! - [`replay`]: `callbacks dlq replay` of API-destination dead letters and `callbacks replay`
+//!   of the bus archive (operator commands of the `callbacks` binary).
 //!
 //! The binary is `src/bin/transform_filter_lambda.rs` (`bootstrap` once packaged by
 //! `scripts/build-lambda.sh`).
@@ -14,6 +16,7 @@ pub mod delivery;
 pub mod emf;
 pub mod handler;
 pub mod rejects;
+pub mod replay;
 pub mod s3_config;
 
 use std::time::Duration;

@@ -25,6 +25,16 @@ mod receive;
 #[path = "callbacks/dlq_sqs.rs"]
 mod dlq_sqs;
 
+// The AWS environment of `dlq --sqs-queue-url` and `replay`.
+#[cfg(feature = "aws")]
+#[path = "callbacks/aws_env.rs"]
+mod aws_env;
+
+// `callbacks replay`: the Callbacks Event Bus archive (AWS).
+#[cfg(feature = "aws")]
+#[path = "callbacks/replay.rs"]
+mod replay;
+
 #[derive(Parser)]
 #[command(name = "callbacks", version, about = "NHS Notify client callbacks")]
 struct Cli {
@@ -71,6 +81,9 @@ enum Command {
         #[command(subcommand)]
         command: serve::DlqCommand,
     },
+    /// Replay the Callbacks Event Bus archive for a window, for one client (AWS).
+    #[cfg(feature = "aws")]
+    Replay(replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +115,8 @@ fn main() -> ExitCode {
         Command::Receive(args) => receive::receive(args),
         #[cfg(feature = "local")]
         Command::Dlq { command } => serve::dlq(command),
+        #[cfg(feature = "aws")]
+        Command::Replay(args) => replay::replay(args),
     }
 }
 

@@ -403,6 +403,15 @@ pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
 
 /// Every message on a queue (drained), bodies parsed as JSON.
 pub async fn drain_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<Value> {
+    drain_queue_text(sqs, url)
+        .await
+        .iter()
+        .map(|b| serde_json::from_str(b).expect("message body is JSON"))
+        .collect()
+}
+
+/// Every message body on a queue (drained), exactly as received.
+pub async fn drain_queue_text(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<String> {
     let mut out = Vec::new();
     loop {
         let got = sqs
@@ -418,9 +427,7 @@ pub async fn drain_queue(sqs: &aws_sdk_sqs::Client, url: &str) -> Vec<Value> {
             return out;
         }
         for m in msgs {
-            out.push(
-                serde_json::from_str(m.body().unwrap_or("null")).expect("message body is JSON"),
-            );
+            out.push(m.body().unwrap_or("null").to_string());
             if let Some(h) = m.receipt_handle() {
                 sqs.delete_message()
                     .queue_url(url)

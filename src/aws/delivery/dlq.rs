@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use super::sqs::attr;
 use super::{parse_body, rfc3339, AttemptRecord};
+use crate::aws::replay::dead_letters::EventBridgeFailure;
 
 /// How long listed messages stay invisible while the listing runs.
 const PEEK_VISIBILITY_SECONDS: i32 = 60;
@@ -61,9 +62,13 @@ pub struct SqsDlqEntry {
     /// The callback body (`detail.payload`).
     pub payload: Value,
     #[serde(skip)]
-    body: String,
+    pub(crate) body: String,
     #[serde(skip)]
-    receipt_handle: String,
+    pub(crate) receipt_handle: String,
+    /// EventBridge gave up on an API destination: the entry goes back on the Callbacks bus
+    /// (`aws::replay::dead_letters`), not to a client queue.
+    #[serde(skip)]
+    pub api_destination: bool,
 }
 
 fn attr_str(m: &Message, name: &str) -> Option<String> {
@@ -86,16 +91,10 @@ fn entry(m: &Message) -> SqsDlqEntry {
         .unwrap_or_default();
     let system = m.attributes();
     let sys = |name: MessageSystemAttributeName| system.and_then(|a| a.get(&name)).cloned();
+    // A Callbacks-bus rule's DLQ: EventBridge's own attributes.
+    let failure = EventBridgeFailure::from_attributes(|name| attr_str(m, name));
     let reason = attr_str(m, attr::REASON)
-        .or_else(|| {
-            // The Callbacks-bus rule's DLQ: EventBridge's own attributes.
-            attr_str(m, "ERROR_CODE").map(|code| {
-                format!(
-                    "EventBridge could not deliver to the queue: {code} {}",
-                    attr_str(m, "ERROR_MESSAGE").unwrap_or_default()
-                )
-            })
-        })
+        .or_else(|| failure.as_ref().map(EventBridgeFailure::reason))
         .unwrap_or_else(|| "moved by SQS (maxReceiveCount reached)".to_string());
     SqsDlqEntry {
         id: m.message_id().unwrap_or_default().to_string(),
@@ -105,13 +104,16 @@ fn entry(m: &Message) -> SqsDlqEntry {
         event_id: field(attr::EVENT_ID, |e| &e.event_id),
         attempts: attr_str(m, attr::ATTEMPTS)
             .and_then(|a| a.parse().ok())
+            .or_else(|| failure.as_ref().and_then(|f| f.retry_attempts))
             .or_else(|| {
                 sys(MessageSystemAttributeName::ApproximateReceiveCount)
                     .and_then(|c| c.parse::<u32>().ok())
                     .map(|c| c.saturating_sub(1))
             })
             .unwrap_or(0),
-        last_outcome: attr_str(m, attr::LAST_OUTCOME).unwrap_or_else(|| "-".into()),
+        last_outcome: attr_str(m, attr::LAST_OUTCOME)
+            .or_else(|| failure.as_ref().map(|f| f.error_code.clone()))
+            .unwrap_or_else(|| "-".into()),
         dead_at: sys(MessageSystemAttributeName::SentTimestamp)
             .and_then(|t| t.parse::<u64>().ok())
             .map(|t| rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(t)))
@@ -123,11 +125,12 @@ fn entry(m: &Message) -> SqsDlqEntry {
         payload: parsed.map(|e| e.payload).unwrap_or(Value::Null),
         body,
         receipt_handle: m.receipt_handle().unwrap_or_default().to_string(),
+        api_destination: failure.is_some_and(|f| f.is_api_destination()),
     }
 }
 
 /// Receives every message on the DLQ (each stays invisible for a minute).
-async fn receive_all(
+pub(crate) async fn receive_all(
     sqs: &aws_sdk_sqs::Client,
     dlq_url: &str,
 ) -> Result<Vec<SqsDlqEntry>, SqsDlqError> {
@@ -161,7 +164,7 @@ async fn receive_all(
 }
 
 /// Makes received messages visible again.
-async fn release(sqs: &aws_sdk_sqs::Client, dlq_url: &str, entries: &[&SqsDlqEntry]) {
+pub(crate) async fn release(sqs: &aws_sdk_sqs::Client, dlq_url: &str, entries: &[&SqsDlqEntry]) {
     for e in entries {
         let r = sqs
             .change_message_visibility()
@@ -199,7 +202,8 @@ fn replay_target(entry: &SqsDlqEntry, dlq_url: &str, to: Option<&str>) -> Option
 }
 
 /// Puts dead letters back on their queue (all, one client's, or one by SQS message id).
-/// Returns how many.
+/// Returns how many. API-destination dead letters are left alone: they go back on the
+/// Callbacks bus ([`crate::aws::replay::dead_letters::replay`]).
 pub async fn replay(
     sqs: &aws_sdk_sqs::Client,
     dlq_url: &str,
@@ -208,9 +212,11 @@ pub async fn replay(
     to: Option<&str>,
 ) -> Result<usize, SqsDlqError> {
     let all = receive_all(sqs, dlq_url).await?;
-    let (chosen, others): (Vec<&SqsDlqEntry>, Vec<&SqsDlqEntry>) = all
-        .iter()
-        .partition(|e| client_id.is_none_or(|c| e.client_id == c) && id.is_none_or(|i| e.id == i));
+    let (chosen, others): (Vec<&SqsDlqEntry>, Vec<&SqsDlqEntry>) = all.iter().partition(|e| {
+        !e.api_destination
+            && client_id.is_none_or(|c| e.client_id == c)
+            && id.is_none_or(|i| e.id == i)
+    });
     release(sqs, dlq_url, &others).await;
     let mut targets: HashMap<&str, String> = HashMap::new();
     for e in &chosen {

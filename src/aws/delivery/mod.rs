@@ -171,15 +171,19 @@ pub fn parse_body(body: &str) -> Result<CallbackEvent, String> {
 /// with [`transform::body`], the serializer whose output the transform-filter Lambda signed
 /// (so, for an unchanged payload, these are the signed bytes).
 pub fn request_body(payload: Value) -> Result<Vec<u8>, String> {
+    typed_payload(payload).map(|p| transform::body(&p))
+}
+
+/// `detail.payload` read into the generated payload types (whatever key order or escaping
+/// EventBridge gave it).
+pub fn typed_payload(payload: Value) -> Result<Payload, String> {
     let channel = payload.pointer("/data/0/type").and_then(Value::as_str) == Some("ChannelStatus");
     let typed = if channel {
         serde_json::from_value::<ChannelStatusCallback>(payload).map(Payload::ChannelStatus)
     } else {
         serde_json::from_value::<MessageStatusCallback>(payload).map(Payload::MessageStatus)
     };
-    typed
-        .map(|p| transform::body(&p))
-        .map_err(|e| format!("detail.payload is not a callback body: {e}"))
+    typed.map_err(|e| format!("detail.payload is not a callback body: {e}"))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -105,6 +105,9 @@ pub enum DlqCommand {
         #[cfg(feature = "aws")]
         #[arg(long, requires = "sqs_queue_url")]
         to_queue_url: Option<String>,
+        #[cfg(feature = "aws")]
+        #[command(flatten)]
+        bus: crate::dlq_sqs::BusArgs,
     },
 }
 
