@@ -211,7 +211,9 @@ fn compile(
             ));
         }
         if let Some(d) = &t.delivery {
-            if let (Some(lo), Some(hi)) = (d.initial_backoff_ms, d.max_backoff_ms) {
+            // Effective values: a field left out has its schema `default`.
+            let (lo, hi) = (d.initial_backoff_ms, d.max_backoff_ms);
+            {
                 if lo > hi {
                     errs.push(problem(
                         source_name,
@@ -386,60 +388,47 @@ pub struct CircuitSettings {
 }
 
 impl DeliverySettings {
-    pub const DEFAULT_MAX_RETRY_SECONDS: u64 = 2 * 60 * 60;
-    pub const DEFAULT_INITIAL_BACKOFF_MS: u64 = 1_000;
-    pub const DEFAULT_MAX_BACKOFF_MS: u64 = 5 * 60 * 1_000;
-    pub const DEFAULT_TIMEOUT_MS: u64 = 5_000;
-    pub const DEFAULT_FAILURE_THRESHOLD: u32 = 5;
-    pub const DEFAULT_COOLDOWN_MS: u64 = 30_000;
-
+    /// The settings of a target: its `delivery` fields, each absent one taking its `default`
+    /// from `schemas/client-config.schema.json` (the generated `Default`).
     pub fn of(target: &Target) -> Self {
+        let rate = u32::try_from(target.invocation_rate_limit.get()).unwrap_or(u32::MAX);
+        Self::from_delivery(target.delivery.as_ref(), rate)
+    }
+
+    /// The schema's defaults, at `rate_limit_per_second`.
+    pub fn defaults(rate_limit_per_second: u32) -> Self {
+        Self::from_delivery(None, rate_limit_per_second)
+    }
+
+    fn from_delivery(delivery: Option<&types::Delivery>, rate_limit_per_second: u32) -> Self {
         use std::time::Duration;
-        let d = target.delivery.as_ref();
-        let ms = |v: Option<std::num::NonZeroU64>, default: u64| {
-            Duration::from_millis(v.map_or(default, |n| n.get()))
-        };
+        let default = types::Delivery::default();
+        let d = delivery.unwrap_or(&default);
+        let ms = |n: std::num::NonZeroU64| Duration::from_millis(n.get());
         DeliverySettings {
-            mode: d
-                .and_then(|d| d.mode)
-                .unwrap_or(types::DeliveryMode::ApiDestination),
+            mode: d.mode.unwrap_or(types::DeliveryMode::ApiDestination),
             max_retry_duration: Duration::from_secs(
-                d.and_then(|d| d.max_retry_duration_seconds)
-                    .map_or(Self::DEFAULT_MAX_RETRY_SECONDS, |s| s.max(0) as u64),
+                u64::try_from(d.max_retry_duration_seconds).unwrap_or(0),
             ),
-            initial_backoff: ms(
-                d.and_then(|d| d.initial_backoff_ms),
-                Self::DEFAULT_INITIAL_BACKOFF_MS,
-            ),
-            max_backoff: ms(
-                d.and_then(|d| d.max_backoff_ms),
-                Self::DEFAULT_MAX_BACKOFF_MS,
-            ),
-            timeout: ms(d.and_then(|d| d.timeout_ms), Self::DEFAULT_TIMEOUT_MS),
-            circuit_breaker: d
-                .and_then(|d| d.circuit_breaker.as_ref())
-                .filter(|c| c.enabled)
-                .map(|c| CircuitSettings {
-                    failure_threshold: c
-                        .failure_threshold
-                        .map_or(Self::DEFAULT_FAILURE_THRESHOLD, |n| {
-                            u32::try_from(n.get()).unwrap_or(u32::MAX)
-                        }),
-                    cooldown: ms(c.cooldown_ms, Self::DEFAULT_COOLDOWN_MS),
-                }),
-            rate_limit_per_second: u32::try_from(target.invocation_rate_limit.get())
-                .unwrap_or(u32::MAX),
+            initial_backoff: ms(d.initial_backoff_ms),
+            max_backoff: ms(d.max_backoff_ms),
+            timeout: ms(d.timeout_ms),
+            circuit_breaker: d.circuit_breaker.as_ref().filter(|c| c.enabled).map(|c| {
+                CircuitSettings {
+                    failure_threshold: u32::try_from(c.failure_threshold.get()).unwrap_or(u32::MAX),
+                    cooldown: ms(c.cooldown_ms),
+                }
+            }),
+            rate_limit_per_second,
             #[cfg(feature = "deliver")]
-            mtls: d
-                .and_then(|d| d.mtls.as_ref())
-                .map(|m| crate::deliver::MtlsFiles {
-                    cert_pem: std::path::PathBuf::from(m.cert_pem_file.as_str()),
-                    key_pem: std::path::PathBuf::from(m.key_pem_file.as_str()),
-                    ca_pem: m
-                        .ca_pem_file
-                        .as_ref()
-                        .map(|c| std::path::PathBuf::from(c.as_str())),
-                }),
+            mtls: d.mtls.as_ref().map(|m| crate::deliver::MtlsFiles {
+                cert_pem: std::path::PathBuf::from(m.cert_pem_file.as_str()),
+                key_pem: std::path::PathBuf::from(m.key_pem_file.as_str()),
+                ca_pem: m
+                    .ca_pem_file
+                    .as_ref()
+                    .map(|c| std::path::PathBuf::from(c.as_str())),
+            }),
         }
     }
 }

@@ -101,7 +101,10 @@ impl CircuitBreaker {
                 failures: failures + 1,
             },
             Inner::Closed { .. } | Inner::HalfOpen { .. } => Inner::Open {
-                until: now + self.cooldown,
+                // Saturating: a cool-down past what `Instant` can hold means "open for good".
+                until: now
+                    .checked_add(self.cooldown)
+                    .unwrap_or_else(|| far_future(now)),
             },
             // Outcomes of requests sent before the circuit opened: keep the current cool-down.
             open @ Inner::Open { .. } => open,
@@ -118,6 +121,17 @@ impl CircuitBreaker {
                 probe_in_flight: false,
             };
         }
+    }
+}
+
+/// The latest instant after `now` that `Instant` can represent, within a century.
+fn far_future(now: Instant) -> Instant {
+    let mut d = Duration::from_secs(100 * 365 * 24 * 3600);
+    loop {
+        if let Some(t) = now.checked_add(d) {
+            return t;
+        }
+        d /= 2;
     }
 }
 
@@ -172,6 +186,17 @@ mod tests {
         assert_eq!(c.state(t0), CircuitState::Closed);
         c.on_failure(t0);
         assert_eq!(c.state(t0), CircuitState::Open);
+    }
+
+    #[test]
+    fn a_huge_cooldown_opens_the_circuit_without_panicking() {
+        let now = Instant::now();
+        let mut c = CircuitBreaker::new(1, Duration::MAX);
+        c.on_failure(now);
+        assert!(matches!(
+            c.admit(now + Duration::from_secs(3600)),
+            Admission::Denied { .. }
+        ));
     }
 
     #[test]

@@ -10,8 +10,6 @@ pub mod policy;
 pub mod rate;
 pub mod request;
 
-use std::time::Duration;
-
 use crate::config::DeliverySettings;
 
 pub use circuit::{Admission, CircuitBreaker, CircuitState};
@@ -55,6 +53,3 @@ pub fn sender_config(settings: &DeliverySettings, allow_http: bool) -> SenderCon
         max_idle_per_host: 64,
     }
 }
-
-/// The default request timeout.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(DeliverySettings::DEFAULT_TIMEOUT_MS);

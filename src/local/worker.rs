@@ -88,16 +88,7 @@ impl TargetRuntime {
 /// Delivery settings for a target that has queued callbacks but is no longer configured (its
 /// callbacks are dead-lettered, never sent).
 pub fn orphan_settings() -> DeliverySettings {
-    DeliverySettings {
-        mode: crate::schema::types::DeliveryMode::ApiDestination,
-        max_retry_duration: Duration::from_secs(DeliverySettings::DEFAULT_MAX_RETRY_SECONDS),
-        initial_backoff: Duration::from_millis(DeliverySettings::DEFAULT_INITIAL_BACKOFF_MS),
-        max_backoff: Duration::from_millis(DeliverySettings::DEFAULT_MAX_BACKOFF_MS),
-        timeout: Duration::from_millis(DeliverySettings::DEFAULT_TIMEOUT_MS),
-        circuit_breaker: None,
-        rate_limit_per_second: 10,
-        mtls: None,
-    }
+    DeliverySettings::defaults(10)
 }
 
 struct Handle {
