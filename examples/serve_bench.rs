@@ -120,6 +120,8 @@ async fn main() {
             "--allow-http",
             "--listen",
             "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
             "--config",
         ])
         .arg(&config)

@@ -254,7 +254,7 @@ async fn the_circuit_opens_and_recovers_losing_nothing() {
     let server = Server::start(&config, &data);
 
     // Watch the circuit gauge while it works.
-    let metrics_url = server.url("/metrics");
+    let metrics_url = server.admin_url("/metrics");
     let saw_open = tokio::spawn(async move {
         let http = reqwest::Client::new();
         for _ in 0..200 {

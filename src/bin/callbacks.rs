@@ -71,7 +71,7 @@ enum Command {
     },
     /// Run the embedded pipeline: HTTP ingest, durable queue, delivery workers.
     #[cfg(feature = "local")]
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// A client endpoint for development and tests: verifies and prints each callback.
     #[cfg(feature = "local")]
     Receive(receive::ReceiveArgs),
@@ -110,7 +110,7 @@ fn main() -> ExitCode {
         Command::Transform { config, link_base } => transform(&config, link_base),
         Command::ValidateConfig { dir } => validate_config(&dir),
         #[cfg(feature = "local")]
-        Command::Serve(args) => serve::serve(args),
+        Command::Serve(args) => serve::serve(*args),
         #[cfg(feature = "local")]
         Command::Receive(args) => receive::receive(args),
         #[cfg(feature = "local")]

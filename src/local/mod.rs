@@ -7,13 +7,20 @@
 //! and rejects in one transaction before it is answered `202`, so a crash after the answer
 //! loses nothing. A callback leaves the queue only after a 2xx (or to the dead-letter queue).
 
+pub mod admin;
+pub mod auth;
+pub mod datadir;
 pub mod demo;
 pub mod dlq;
+pub mod limits;
+pub mod listen;
 pub mod metrics;
+pub mod process;
 pub mod receive;
 pub mod reload;
 pub mod server;
 pub mod store;
+pub mod tls;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -47,6 +54,50 @@ pub struct ServeOptions {
     pub event_retention: Duration,
     /// How long dead letters are kept.
     pub dlq_retention: Duration,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`).
+    pub admin_listen: SocketAddr,
+    /// Bearer tokens and the expected `Host` of ingest requests.
+    pub auth: auth::IngestAuth,
+    /// TLS (and client certificates) on the ingest listener.
+    pub tls: Option<tls::TlsFiles>,
+    /// Listen on a non-loopback address without a token or client certificates.
+    pub insecure_listen: bool,
+    pub limits: limits::Limits,
+}
+
+impl ServeOptions {
+    /// Defaults for everything but the directories.
+    pub fn new(config_dir: PathBuf, data_dir: PathBuf) -> Self {
+        ServeOptions {
+            config_dir,
+            data_dir,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            allow_http: false,
+            core: CoreOptions::default(),
+            reload_interval: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(10),
+            event_retention: Duration::from_secs(24 * 3600),
+            dlq_retention: Duration::from_secs(7 * 24 * 3600),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            auth: auth::IngestAuth::default(),
+            tls: None,
+            insecure_listen: false,
+            limits: limits::Limits::default(),
+        }
+    }
+
+    /// Refuses a listen address other machines can reach when nothing authenticates callers.
+    fn check_perimeter(&self) -> Result<(), ServeError> {
+        let client_certs = self.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+        if self.listen.ip().is_loopback() || self.auth.has_tokens() || client_certs {
+            return Ok(());
+        }
+        if self.insecure_listen {
+            tracing::warn!(listen = %self.listen, "--insecure-listen: anyone who reaches this address can make the server send signed callbacks");
+            return Ok(());
+        }
+        Err(ServeError::Unauthenticated(self.listen))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,8 +111,12 @@ pub enum ServeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("server error: {0}")]
-    Server(std::io::Error),
+    #[error("refusing to listen on {0} without authentication: give --ingest-token-file or --client-ca (or --insecure-listen to accept anyone who can reach it)")]
+    Unauthenticated(SocketAddr),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    #[error("the admin listener {0} must not be the ingest listener")]
+    AdminOnIngestPort(SocketAddr),
 }
 
 /// The runtimes (HTTP clients and settings) of every configured target. A target whose
@@ -157,13 +212,196 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Runs the server until SIGTERM/SIGINT. `on_listening` is called with the bound address
-/// (the binary prints it; `--listen 127.0.0.1:0` picks a free port).
+/// Queue depths as found on disk, and a worker for every target with queued callbacks: the
+/// targets, the callbacks queued and the dead letters found.
+async fn resume(
+    store: &Store,
+    metrics: &Metrics,
+    engine: &Arc<Engine>,
+) -> Result<(Vec<TargetKey>, i64, i64), ServeError> {
+    let mut queued_recovered = 0;
+    for (client_id, target_id, n) in store.depths().await? {
+        queued_recovered += n;
+        metrics
+            .target(&client_id, &target_id)
+            .queue_depth
+            .store(n, Ordering::Relaxed);
+    }
+    let queued = store.queued_targets().await?;
+    if !queued.is_empty() {
+        tracing::info!(
+            targets = queued.len(),
+            "resuming delivery of queued callbacks"
+        );
+    }
+    let known: Vec<TargetKey> = queued
+        .into_iter()
+        .map(|(client_id, target_id)| TargetKey {
+            client_id,
+            target_id,
+        })
+        .collect();
+    engine.poke_all(known.iter().cloned());
+    let dlq_depths = store.dlq_depths().await?;
+    let dead_letters: i64 = dlq_depths.iter().map(|(_, n)| *n).sum();
+    metrics.set_dlq_depths(dlq_depths);
+    Ok((known, queued_recovered, dead_letters))
+}
+
+/// Settings of the background task.
+struct Housekeeping {
+    allow_http: bool,
+    interval: Duration,
+    event_retention: Duration,
+    dlq_retention: Duration,
+}
+
+/// Applies a configuration poll.
+fn apply_reload(watcher: &mut ConfigWatcher, state: &server::AppState, allow_http: bool) {
+    let metrics = &state.metrics;
+    match watcher.poll() {
+        Ok(Some(r)) => {
+            metrics
+                .config_reload_errors
+                .fetch_add(r.problems.len() as u64, Ordering::Relaxed);
+            let (rts, problems) = runtimes(&r.configs, allow_http);
+            for p in &problems {
+                tracing::error!(problem = %p, "cannot build delivery client");
+            }
+            state.engine.configure(rts);
+            tracing::info!(clients = r.configs.len(), "configuration reloaded");
+            *state.configs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(r.configs);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            metrics.config_reload_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "cannot read the configuration directory; keeping the current configuration");
+        }
+    }
+}
+
+fn cutoff(retention: Duration) -> i64 {
+    store::now_ms().saturating_sub(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Background: configuration reload, periodic pokes (re-queued dead letters), gauges, pruning.
+async fn housekeeping(
+    mut watcher: ConfigWatcher,
+    state: Arc<server::AppState>,
+    mut known: Vec<TargetKey>,
+    h: Housekeeping,
+) {
+    let (store, engine, metrics) = (&state.store, &state.engine, &state.metrics);
+    let mut tick = tokio::time::interval(h.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_gauges = tokio::time::Instant::now();
+    let mut last_prune: Option<tokio::time::Instant> = None;
+    loop {
+        tick.tick().await;
+        apply_reload(&mut watcher, &state, h.allow_http);
+        // Pick up callbacks re-queued by `callbacks dlq replay` (and any target with rows).
+        if let Ok(q) = store.queued_targets().await {
+            known = q
+                .into_iter()
+                .map(|(client_id, target_id)| TargetKey {
+                    client_id,
+                    target_id,
+                })
+                .collect();
+        }
+        engine.poke_all(known.iter().cloned());
+        if last_gauges.elapsed() >= Duration::from_secs(10) {
+            last_gauges = tokio::time::Instant::now();
+            if let Ok(d) = store.dlq_depths().await {
+                metrics.set_dlq_depths(d);
+            }
+            if let Ok(depths) = store.depths().await {
+                for (c, t, n) in depths {
+                    metrics
+                        .target(&c, &t)
+                        .queue_depth
+                        .store(n, Ordering::Relaxed);
+                }
+            }
+        }
+        if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            last_prune = Some(tokio::time::Instant::now());
+            store.prune_events(cutoff(h.event_retention)).await;
+            store.prune_dlq(cutoff(h.dlq_retention)).await;
+            store
+                .prune_rejects(cutoff(state.limits.reject_retention))
+                .await;
+            store.flush().await;
+            if let Ok(n) = store.rejects_bytes().await {
+                state.rejects_bytes.store(n, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// How often old audit rows and rejects are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Raises the open-file limit to its hard maximum and keeps `max_connections` below it.
+fn fit_connections(limits: &mut limits::Limits) {
+    // SAFETY: getrlimit/setrlimit on a struct we own.
+    let mut rl: libc::rlimit = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } != 0 {
+        return;
+    }
+    if rl.rlim_cur < rl.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: rl.rlim_max,
+            rlim_max: rl.rlim_max,
+        };
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            rl = raised;
+        }
+    }
+    // Descriptors for the database, the admin listener, outgoing connections and headroom.
+    let room = usize::try_from(rl.rlim_cur)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(1024)
+        / 2;
+    if limits.max_connections > room {
+        tracing::warn!(
+            requested = limits.max_connections,
+            max = room,
+            "--max-connections lowered to fit the open-file limit"
+        );
+        limits.max_connections = room.max(16);
+    }
+}
+
+async fn bind_or_fail(
+    addr: SocketAddr,
+) -> Result<(tokio::net::TcpListener, SocketAddr), ServeError> {
+    bind(addr)
+        .await
+        .map_err(|source| ServeError::Listen { addr, source })
+}
+
+/// The bound addresses of a running server.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    pub ingest: SocketAddr,
+    pub admin: SocketAddr,
+    pub tls: bool,
+}
+
+/// Runs the server until SIGTERM/SIGINT. `on_listening` is called with the bound addresses
+/// (the binary prints them; port 0 picks a free port).
 pub async fn serve(
-    opts: ServeOptions,
-    on_listening: impl FnOnce(SocketAddr),
+    mut opts: ServeOptions,
+    on_listening: impl FnOnce(Bound),
 ) -> Result<(), ServeError> {
-    let (mut watcher, configs) = ConfigWatcher::start(&opts.config_dir, check(opts.allow_http))
+    opts.check_perimeter()?;
+    if opts.admin_listen == opts.listen && opts.listen.port() != 0 {
+        return Err(ServeError::AdminOnIngestPort(opts.admin_listen));
+    }
+    fit_connections(&mut opts.limits);
+    let tls = opts.tls.as_ref().map(tls::acceptor).transpose()?;
+    let (watcher, configs) = ConfigWatcher::start(&opts.config_dir, check(opts.allow_http))
         .map_err(|errors| ServeError::Config {
             dir: opts.config_dir.display().to_string(),
             errors,
@@ -187,133 +425,73 @@ pub async fn serve(
     engine.configure(rts);
     let clients = configs.len();
     let targets = target_names(&configs);
+    let (known, queued_recovered, dead_letters) = resume(&store, &metrics, &engine).await?;
 
-    // Queue depth as found on disk, and a worker for every target with queued callbacks.
-    let mut queued_recovered = 0;
-    for (client_id, target_id, n) in store.depths().await? {
-        queued_recovered += n;
-        metrics
-            .target(&client_id, &target_id)
-            .queue_depth
-            .store(n, Ordering::Relaxed);
-    }
-    let queued = store.queued_targets().await?;
-    if !queued.is_empty() {
-        tracing::info!(
-            targets = queued.len(),
-            "resuming delivery of queued callbacks"
-        );
-    }
-    let mut known: Vec<TargetKey> = queued
-        .into_iter()
-        .map(|(client_id, target_id)| TargetKey {
-            client_id,
-            target_id,
-        })
-        .collect();
-    engine.poke_all(known.iter().cloned());
-    let dlq_depths = store.dlq_depths().await?;
-    let dead_letters: i64 = dlq_depths.iter().map(|(_, n)| *n).sum();
-    metrics.set_dlq_depths(dlq_depths);
-
-    let configs = Arc::new(RwLock::new(Arc::new(configs)));
     let state = Arc::new(server::AppState {
-        configs: configs.clone(),
+        configs: Arc::new(RwLock::new(Arc::new(configs))),
         core: opts.core.clone(),
         store: store.clone(),
         engine: engine.clone(),
         metrics: metrics.clone(),
+        auth: opts.auth.clone(),
+        limits: opts.limits.clone(),
+        data_dir: opts.data_dir.clone(),
+        perimeter: limits::PerimeterMetrics::default(),
+        ingest_slots: tokio::sync::Semaphore::new(opts.limits.max_concurrent_ingest.max(1)),
+        storage_ok: std::sync::atomic::AtomicBool::new(true),
+        rejects_bytes: std::sync::atomic::AtomicU64::new(store.rejects_bytes().await?),
     });
-    let (listener, addr) = bind(opts.listen)
-        .await
-        .map_err(|source| ServeError::Listen {
-            addr: opts.listen,
-            source,
-        })?;
-    tracing::info!(clients, targets = %targets, listen = %addr, data_dir = %opts.data_dir.display(),
-        queued_recovered, dead_letters, "serve started");
-    on_listening(addr);
+    let (ingest, ingest_addr) = bind_or_fail(opts.listen).await?;
+    let (admin, admin_addr) = bind_or_fail(opts.admin_listen).await?;
+    tracing::info!(clients, targets = %targets, listen = %ingest_addr, admin = %admin_addr, tls = tls.is_some(),
+        tokens = opts.auth.has_tokens(), data_dir = %opts.data_dir.display(), queued_recovered, dead_letters, "serve started");
+    on_listening(Bound {
+        ingest: ingest_addr,
+        admin: admin_addr,
+        tls: tls.is_some(),
+    });
 
-    // Background: configuration reload, periodic pokes (re-queued dead letters), gauges.
-    let housekeeping = {
-        let engine = engine.clone();
-        let metrics = metrics.clone();
-        let store = store.clone();
-        let allow_http = opts.allow_http;
-        let interval = opts.reload_interval;
-        let retention = opts.event_retention;
-        let dlq_retention = opts.dlq_retention;
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut last_gauges = tokio::time::Instant::now();
-            let mut last_prune = tokio::time::Instant::now();
-            loop {
-                tick.tick().await;
-                match watcher.poll() {
-                    Ok(Some(r)) => {
-                        metrics
-                            .config_reload_errors
-                            .fetch_add(r.problems.len() as u64, Ordering::Relaxed);
-                        let (rts, problems) = runtimes(&r.configs, allow_http);
-                        for p in &problems {
-                            tracing::error!(problem = %p, "cannot build delivery client");
-                        }
-                        engine.configure(rts);
-                        tracing::info!(clients = r.configs.len(), "configuration reloaded");
-                        *configs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(r.configs);
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        metrics.config_reload_errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(error = %e, "cannot read the configuration directory; keeping the current configuration");
-                    }
-                }
-                // Pick up callbacks re-queued by `callbacks dlq replay` (and any target with rows).
-                if let Ok(q) = store.queued_targets().await {
-                    known = q
-                        .into_iter()
-                        .map(|(client_id, target_id)| TargetKey {
-                            client_id,
-                            target_id,
-                        })
-                        .collect();
-                }
-                engine.poke_all(known.iter().cloned());
-                if last_gauges.elapsed() >= Duration::from_secs(10) {
-                    last_gauges = tokio::time::Instant::now();
-                    if let Ok(d) = store.dlq_depths().await {
-                        metrics.set_dlq_depths(d);
-                    }
-                    if let Ok(depths) = store.depths().await {
-                        for (c, t, n) in depths {
-                            metrics
-                                .target(&c, &t)
-                                .queue_depth
-                                .store(n, Ordering::Relaxed);
-                        }
-                    }
-                }
-                if last_prune.elapsed() >= Duration::from_secs(600) {
-                    last_prune = tokio::time::Instant::now();
-                    let cutoff = |d: Duration| {
-                        store::now_ms()
-                            .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-                    };
-                    store.prune_events(cutoff(retention)).await;
-                    store.prune_dlq(cutoff(dlq_retention)).await;
-                }
-            }
-        })
-    };
-
-    let app = server::router(state);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let housekeeping = tokio::spawn(housekeeping(
+        watcher,
+        state.clone(),
+        known,
+        Housekeeping {
+            allow_http: opts.allow_http,
+            interval: opts.reload_interval,
+            event_retention: opts.event_retention,
+            dlq_retention: opts.dlq_retention,
+        },
+    ));
+    let stop = tokio_util::sync::CancellationToken::new();
+    let listeners = [
+        listen::Listener {
+            name: "ingest",
+            listener: ingest,
+            app: server::router(state.clone()),
+            tls,
+            max_connections: opts.limits.max_connections,
+            header_timeout: opts.limits.header_timeout,
+            refused: state.perimeter.connections_refused.clone(),
+        },
+        listen::Listener {
+            name: "admin",
+            listener: admin,
+            app: admin::router(state.clone()),
+            tls: None,
+            max_connections: limits::ADMIN_MAX_CONNECTIONS,
+            header_timeout: opts.limits.header_timeout,
+            refused: Arc::default(),
+        },
+    ]
+    .map(|l| tokio::spawn(listen::run(l, stop.clone(), opts.shutdown_grace)));
+    shutdown_signal().await;
+    stop.cancel();
+    for l in listeners {
+        let _ = l.await;
+    }
     // No new events now; let deliveries in flight finish (or return them to the queue).
     housekeeping.abort();
     engine.shutdown().await;
     tracing::info!("stopped");
-    result.map_err(ServeError::Server)
+    Ok(())
 }

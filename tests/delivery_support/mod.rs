@@ -79,6 +79,15 @@ impl Pki {
         self.dir.path()
     }
 
+    /// The server certificate (for 127.0.0.1 and localhost) and key as PEM files.
+    pub fn server_files(&self) -> (PathBuf, PathBuf) {
+        let cert = self.dir.path().join("server.pem");
+        let key = self.dir.path().join("server.key");
+        std::fs::write(&cert, &self.server_cert_pem).expect("write server cert");
+        std::fs::write(&key, &self.server_key_pem).expect("write server key");
+        (cert, key)
+    }
+
     fn server_config(&self, require_client_cert: bool) -> rustls::ServerConfig {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};

@@ -274,6 +274,8 @@ pub fn key_of(id: &str) -> String {
 pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The admin listener (`/metrics`, `/healthz`, `/readyz`).
+    pub admin: SocketAddr,
     pub data_dir: PathBuf,
     pub config_dir: PathBuf,
     pub stderr_path: PathBuf,
@@ -302,7 +304,14 @@ impl Server {
             .open(&stderr_path)
             .unwrap();
         let mut child = Command::new(bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--config",
+            ])
             .arg(config_dir)
             .arg("--data-dir")
             .arg(data_dir)
@@ -313,23 +322,27 @@ impl Server {
             .stderr(stderr)
             .spawn()
             .expect("start callbacks serve");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| {
-                panic!(
-                    "server did not start: {line:?}\n{}",
-                    std::fs::read_to_string(&stderr_path).unwrap_or_default()
-                )
-            })
-            .parse()
-            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut addr_of = |prefix: &str| -> SocketAddr {
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            let line = line.trim().replacen("https://", "http://", 1);
+            line.strip_prefix(prefix)
+                .unwrap_or_else(|| {
+                    panic!(
+                        "server did not start: {line:?}\n{}",
+                        std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                    )
+                })
+                .parse()
+                .unwrap()
+        };
+        let addr = addr_of("listening on http://");
+        let admin = addr_of("admin on http://");
         Server {
             child,
             addr,
+            admin,
             data_dir: data_dir.to_path_buf(),
             config_dir: config_dir.to_path_buf(),
             stderr_path,
@@ -371,8 +384,13 @@ impl Server {
         .await
     }
 
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin, path)
+    }
+
+    /// A GET on the admin listener (`/metrics`, `/healthz`, `/readyz`).
     pub async fn get(&self, path: &str) -> (u16, String) {
-        let r = self.http.get(self.url(path)).send().await.unwrap();
+        let r = self.http.get(self.admin_url(path)).send().await.unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     }
 

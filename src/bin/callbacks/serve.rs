@@ -10,6 +10,9 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use callbacks::local::auth::IngestAuth;
+use callbacks::local::limits::Limits;
+use callbacks::local::tls::TlsFiles;
 use callbacks::local::{self, dlq, ServeOptions};
 use callbacks::pipeline::CoreOptions;
 
@@ -52,6 +55,100 @@ pub struct ServeArgs {
     /// How long dead letters are kept, in hours (default one week).
     #[arg(long, default_value_t = 168)]
     dlq_retention_hours: u64,
+    #[command(flatten)]
+    perimeter: PerimeterArgs,
+}
+
+/// Who may post events, and every bound a request meets (README "Running serve safely").
+#[derive(Args)]
+struct PerimeterArgs {
+    /// Address of the admin listener (`/metrics`, `/healthz`, `/readyz`); never the ingest port.
+    #[arg(long, default_value = "127.0.0.1:8081")]
+    admin_listen: SocketAddr,
+    /// Bearer tokens accepted on `POST /events`, one a line (two during a rotation).
+    #[arg(long)]
+    ingest_token_file: Option<PathBuf>,
+    /// When set, the `Host` header of ingest requests must equal this.
+    #[arg(long)]
+    expected_host: Option<String>,
+    /// TLS certificate chain (PEM) of the ingest listener; with --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of the ingest listener.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Require client certificates issued by this CA (PEM); needs --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
+    /// Listen on a non-loopback address without a token or client certificates.
+    #[arg(long)]
+    insecure_listen: bool,
+    /// Open ingest connections at most.
+    #[arg(long, default_value_t = Limits::default().max_connections)]
+    max_connections: usize,
+    /// Time to send a request head, and the longest idle time between requests, in ms.
+    #[arg(long, default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    /// Time for a request body to arrive, in ms (also the longest wait for a processing slot).
+    #[arg(long, default_value_t = 30_000)]
+    body_timeout_ms: u64,
+    /// Ingest requests processed at once.
+    #[arg(long, default_value_t = Limits::default().max_concurrent_ingest)]
+    max_concurrent_ingest: usize,
+    /// The largest batch body, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_batch_body)]
+    max_batch_bytes: usize,
+    /// The most events in one batch.
+    #[arg(long, default_value_t = Limits::default().max_batch_events)]
+    max_batch_events: usize,
+    /// Bytes of a rejected event kept in the rejects table.
+    #[arg(long, default_value_t = Limits::default().reject_max_bytes)]
+    reject_max_bytes: usize,
+    /// Total size of the rejects table, in MiB; beyond it rejects are counted and logged only.
+    #[arg(long, default_value_t = Limits::default().reject_max_total >> 20)]
+    reject_max_total_mb: u64,
+    /// How long rejected events are kept, in hours.
+    #[arg(long, default_value_t = Limits::default().reject_retention.as_secs() / 3600)]
+    reject_retention_hours: u64,
+    /// Free space kept on the data directory's file system, in MiB: below it ingest answers
+    /// 503 (Retry-After) and /readyz fails.
+    #[arg(long, default_value_t = Limits::default().min_free_disk >> 20)]
+    min_free_disk_mb: u64,
+}
+
+impl PerimeterArgs {
+    fn apply(self, opts: &mut ServeOptions) -> anyhow::Result<()> {
+        let tokens = match &self.ingest_token_file {
+            Some(f) => IngestAuth::from_token_file(f)?,
+            None => Vec::new(),
+        };
+        opts.auth = IngestAuth::new(tokens, self.expected_host);
+        opts.admin_listen = self.admin_listen;
+        opts.insecure_listen = self.insecure_listen;
+        opts.tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert,
+                key,
+                client_ca: self.client_ca,
+            }),
+            _ => None,
+        };
+        let defaults = Limits::default();
+        opts.limits = Limits {
+            max_connections: self.max_connections.max(1),
+            header_timeout: Duration::from_millis(self.header_timeout_ms.max(1)),
+            body_timeout: Duration::from_millis(self.body_timeout_ms.max(1)),
+            max_concurrent_ingest: self.max_concurrent_ingest.max(1),
+            max_batch_body: self.max_batch_bytes,
+            max_batch_events: self.max_batch_events.max(1),
+            reject_max_bytes: self.reject_max_bytes,
+            reject_max_total: self.reject_max_total_mb.saturating_mul(1 << 20),
+            reject_retention: Duration::from_secs(self.reject_retention_hours.saturating_mul(3600)),
+            min_free_disk: self.min_free_disk_mb.saturating_mul(1 << 20),
+            ..defaults
+        };
+        Ok(())
+    }
 }
 
 /// Where the dead letters are: a `callbacks serve` data directory, or (AWS) an SQS DLQ.
@@ -139,19 +236,17 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let temporary = _demo_dir.is_some();
-    let opts = ServeOptions {
-        config_dir: config_dir.clone(),
-        data_dir: data_dir.clone(),
-        listen: args.listen,
-        allow_http: args.allow_http || args.demo,
-        core: CoreOptions {
-            link_base: args.link_base,
-        },
-        reload_interval: Duration::from_millis(args.reload_interval_ms.max(50)),
-        shutdown_grace: Duration::from_millis(args.shutdown_grace_ms),
-        event_retention: Duration::from_secs(args.event_retention_hours.saturating_mul(3600)),
-        dlq_retention: Duration::from_secs(args.dlq_retention_hours.saturating_mul(3600)),
+    let mut opts = ServeOptions::new(config_dir.clone(), data_dir.clone());
+    opts.listen = args.listen;
+    opts.allow_http = args.allow_http || args.demo;
+    opts.core = CoreOptions {
+        link_base: args.link_base,
     };
+    opts.reload_interval = Duration::from_millis(args.reload_interval_ms.max(50));
+    opts.shutdown_grace = Duration::from_millis(args.shutdown_grace_ms);
+    opts.event_retention = Duration::from_secs(args.event_retention_hours.saturating_mul(3600));
+    opts.dlq_retention = Duration::from_secs(args.dlq_retention_hours.saturating_mul(3600));
+    args.perimeter.apply(&mut opts)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -165,15 +260,17 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         } else {
             None
         };
-        local::serve(opts, move |addr| {
-            say(format!("listening on http://{addr}"));
+        local::serve(opts, move |bound| {
+            let scheme = if bound.tls { "https" } else { "http" };
+            say(format!("listening on {scheme}://{}", bound.ingest));
+            say(format!("admin on http://{}", bound.admin));
             if let Some(demo) = demo {
                 let removed = if temporary { " (removed at exit)" } else { "" };
                 say(format!(
                     "demo: data directory {}{removed}",
                     data_dir.display()
                 ));
-                tokio::spawn(demo.post_events(addr, args.demo_events));
+                tokio::spawn(demo.post_events(bound.ingest, args.demo_events));
             }
         })
         .await?;

@@ -228,25 +228,15 @@ pub struct DataDirLock {
     _file: std::fs::File,
 }
 
-/// Creates (mode 0700) and locks the data directory.
+/// Creates and locks the data directory, forcing it (and every file in it) private.
 pub fn lock_data_dir(dir: &Path) -> Result<DataDirLock, StoreError> {
-    use std::os::unix::fs::DirBuilderExt;
     use std::os::unix::io::AsRawFd;
     let err = |source| StoreError::DataDir {
         path: dir.display().to_string(),
         source,
     };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(err)?;
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join(LOCK_FILE))
-        .map_err(err)?;
+    super::datadir::make_private(dir).map_err(err)?;
+    let file = super::datadir::create_private_file(&dir.join(LOCK_FILE)).map_err(err)?;
     // SAFETY: flock on a file descriptor we own; no memory is shared.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
@@ -268,6 +258,11 @@ impl Store {
     /// Opens the store of a data directory (the caller holds its lock) and starts the writer.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path: PathBuf = data_dir.join(DB_FILE);
+        // Private before SQLite opens it: the -wal and -shm files take the database's mode.
+        super::datadir::create_private_file(&path).map_err(|source| StoreError::DataDir {
+            path: path.display().to_string(),
+            source,
+        })?;
         let mut conn = schema::open_conn(&path)?;
         schema::migrate(&mut conn)?;
         {
@@ -370,6 +365,24 @@ impl Store {
     /// Deletes dead letters dead-lettered before `before_ms`.
     pub async fn prune_dlq(&self, before_ms: i64) {
         let _ = self.writer.send(Cmd::PruneDlq { before_ms }).await;
+    }
+
+    /// Deletes rejected events received before `before_ms`.
+    pub async fn prune_rejects(&self, before_ms: i64) {
+        let _ = self.writer.send(Cmd::PruneRejects { before_ms }).await;
+    }
+
+    /// Bytes held by the rejects table (bodies and reasons).
+    pub async fn rejects_bytes(&self) -> Result<u64, StoreError> {
+        self.read(|c| {
+            let n: i64 = c.query_row(
+                "SELECT COALESCE(SUM(length(body) + length(reason)), 0) FROM rejects",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
     }
 
     /// Waits until everything sent before is committed.

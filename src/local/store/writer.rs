@@ -34,6 +34,9 @@ pub(super) enum Cmd {
     PruneDlq {
         before_ms: i64,
     },
+    PruneRejects {
+        before_ms: i64,
+    },
     Flush(oneshot::Sender<()>),
 }
 
@@ -212,6 +215,10 @@ fn apply(conn: &mut Connection, group: &[Cmd]) -> Result<(), rusqlite::Error> {
             }
             Cmd::PruneDlq { before_ms } => {
                 tx.prepare_cached("DELETE FROM dlq WHERE dead_at_ms < ?1")?
+                    .execute([before_ms])?;
+            }
+            Cmd::PruneRejects { before_ms } => {
+                tx.prepare_cached("DELETE FROM rejects WHERE received_at_ms < ?1")?
                     .execute([before_ms])?;
             }
             Cmd::Flush(_) => {}

@@ -1,0 +1,244 @@
+//! The perimeter of `callbacks serve` (issue 13), all on loopback: a forged event is refused
+//! without the bearer token, a content type is required, `Host` is checked when configured, a
+//! non-loopback listen address without authentication is refused, TLS with client
+//! certificates, the admin listener apart from the ingest port, and file modes.
+
+mod delivery_support;
+mod serve_support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use std::time::Duration;
+
+use serve_support::{
+    bin, client_config, dirs, message_event, wait_for, write_config, Receiver, Server, TargetSpec,
+};
+
+const TOKEN: &str = "ingest-token-0123456789abcdef";
+
+fn token_file(root: &std::path::Path) -> String {
+    let p = root.join("tokens");
+    std::fs::write(&p, format!("old-token-000000000000\n{TOKEN}\n")).unwrap();
+    p.display().to_string()
+}
+
+async fn post(url: &str, headers: &[(&str, &str)], body: &serde_json::Value) -> (u16, String) {
+    let mut r = reqwest::Client::new().post(url);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    let r = r
+        .body(serde_json::to_vec(body).unwrap())
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_event_is_refused_without_the_token() {
+    let receiver = Receiver::start().await;
+    let (root, config, data) = dirs();
+    write_config(
+        &config,
+        "c1",
+        &client_config("c1", &[TargetSpec::new("t", receiver.url("cb"))]),
+    );
+    let tokens = token_file(root.path());
+    let server = Server::start_with(
+        &config,
+        &data,
+        &["--allow-http", "--ingest-token-file", &tokens],
+    );
+    let url = server.url("/events");
+    let ev = message_event("c1", "forged-1", "DELIVERED");
+    let ce = ("content-type", "application/cloudevents+json");
+    let bearer = format!("Bearer {TOKEN}");
+    for headers in [
+        vec![ce],
+        vec![ce, ("authorization", "Bearer wrong-token-0123456789")],
+        vec![ce, ("authorization", TOKEN)],
+    ] {
+        let (status, body) = post(&url, &headers, &ev).await;
+        assert_eq!(status, 401, "{headers:?}: {body}");
+        assert!(!body.contains(TOKEN), "{body}");
+    }
+    // No content type: refused, not guessed.
+    let (status, _) = post(&url, &[("authorization", &bearer)], &ev).await;
+    assert_eq!(status, 415);
+    let (status, body) = post(&url, &[ce, ("authorization", &bearer)], &ev).await;
+    assert_eq!(status, 202, "{body}");
+    // The second token of the file (a rotation) works too.
+    let ev2 = message_event("c1", "forged-2", "DELIVERED");
+    let (status, _) = post(
+        &url,
+        &[ce, ("authorization", "Bearer old-token-000000000000")],
+        &ev2,
+    )
+    .await;
+    assert_eq!(status, 202);
+    wait_for(Duration::from_secs(10), "two callbacks", || {
+        receiver.on("cb").len() == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        receiver.on("cb").len(),
+        2,
+        "a refused event made a callback"
+    );
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(
+        metrics.contains("callbacks_ingest_unauthorized_total 3"),
+        "{metrics}"
+    );
+    assert!(!server.stderr().contains(TOKEN), "a token reached the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_is_checked_when_configured() {
+    let (_root, config, data) = dirs();
+    let server = Server::start_with(&config, &data, &["--expected-host", "ingest.internal:8080"]);
+    let ev = message_event("nobody", "host-1", "DELIVERED");
+    let ce = ("content-type", "application/cloudevents+json");
+    let (status, _) = post(&server.url("/events"), &[ce], &ev).await;
+    assert_eq!(status, 421);
+    let (status, _) = post(
+        &server.url("/events"),
+        &[ce, ("host", "ingest.internal:8080")],
+        &ev,
+    )
+    .await;
+    assert_eq!(status, 202);
+}
+
+#[test]
+fn a_non_loopback_listen_address_needs_authentication() {
+    let (root, config, data) = dirs();
+    let out = Command::new(bin())
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("without authentication") && err.contains("--ingest-token-file"),
+        "{err}"
+    );
+    assert!(!data.exists(), "nothing is created before the refusal");
+    drop(root);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_endpoints_are_not_on_the_ingest_port() {
+    let (_root, config, data) = dirs();
+    let server = Server::start_with(&config, &data, &[]);
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        let r = reqwest::get(server.url(path)).await.unwrap();
+        assert_eq!(r.status().as_u16(), 404, "{path} on the ingest port");
+        let (status, _) = server.get(path).await;
+        assert_eq!(status, 200, "{path} on the admin port");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_client_certificates() {
+    let pki = delivery_support::Pki::new();
+    let (cert, key) = pki.server_files();
+    let (_root, config, data) = dirs();
+    let (cert, key, ca) = (
+        cert.display().to_string(),
+        key.display().to_string(),
+        pki.ca_pem.display().to_string(),
+    );
+    let server = Server::start_with(
+        &config,
+        &data,
+        &["--tls-cert", &cert, "--tls-key", &key, "--client-ca", &ca],
+    );
+    let url = format!("https://{}/events", server.addr);
+    let ca_cert = reqwest::Certificate::from_pem(&std::fs::read(&pki.ca_pem).unwrap()).unwrap();
+    let ev = serde_json::to_vec(&message_event("nobody", "tls-1", "DELIVERED")).unwrap();
+    let anonymous = reqwest::Client::builder()
+        .tls_certs_only([ca_cert.clone()])
+        .build()
+        .unwrap();
+    let r = anonymous
+        .post(&url)
+        .header("content-type", "application/cloudevents+json")
+        .body(ev.clone())
+        .send()
+        .await;
+    assert!(
+        r.is_err(),
+        "a client without a certificate got an answer: {r:?}"
+    );
+    let mut pem = std::fs::read(&pki.client_cert_pem).unwrap();
+    pem.extend(std::fs::read(&pki.client_key_pem).unwrap());
+    let client = reqwest::Client::builder()
+        .tls_certs_only([ca_cert])
+        .identity(reqwest::Identity::from_pem(&pem).unwrap())
+        .build()
+        .unwrap();
+    let r = client
+        .post(&url)
+        .header("content-type", "application/cloudevents+json")
+        .body(ev)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    // Plain HTTP on the TLS port gets nothing.
+    let plain = reqwest::Client::new()
+        .post(server.url("/events"))
+        .header("content-type", "application/cloudevents+json")
+        .body("{}")
+        .send()
+        .await;
+    assert!(plain.is_err());
+}
+
+fn mode(p: &std::path::Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_and_every_file_in_it_are_private() {
+    let (_root, config, data) = dirs();
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let server = Server::start_with(&config, &data, &[]);
+    let (status, _) = server
+        .post_event(&message_event("nobody", "modes-1", "DELIVERED"))
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(mode(&data), 0o700);
+    let files: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    for name in [
+        "callbacks.db",
+        "callbacks.db-wal",
+        "callbacks.db-shm",
+        "serve.lock",
+    ] {
+        assert!(
+            files.contains(&data.join(name)),
+            "{name} missing: {files:?}"
+        );
+    }
+    for f in &files {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+}
