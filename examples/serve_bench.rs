@@ -118,6 +118,7 @@ async fn main() {
         .args([
             "serve",
             "--allow-http",
+            "--allow-private-egress",
             "--listen",
             "127.0.0.1:0",
             "--admin-listen",

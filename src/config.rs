@@ -10,6 +10,8 @@ use serde_json::Value;
 use crate::schema::types::{self, ClientConfig, Subscription, Target};
 use crate::schema::{FieldError, Schemas};
 
+pub mod rules;
+
 /// The name of the optional clientId → applicationId map file inside a configuration directory.
 pub const APPLICATION_ID_MAP_FILE: &str = "application-ids.json";
 

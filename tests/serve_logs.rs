@@ -43,6 +43,7 @@ async fn default_logs_show_the_start_up_summary_a_retry_and_a_dead_letter_with_r
             "--listen",
             "127.0.0.1:0",
             "--allow-http",
+            "--allow-private-egress",
             "--config",
             config.to_str().unwrap(),
             "--data-dir",

@@ -39,7 +39,11 @@ async fn serve_delivers_with_a_client_certificate_and_dead_letters_an_untrusted_
     let doc = client_config("client-m", &[mtls, untrusted]);
     write_config(&config, "client-m", &doc);
     // https only: no --allow-http.
-    let server = Server::start_with(&config, &data, &["--reload-interval-ms", "100"]);
+    let server = Server::start_with(
+        &config,
+        &data,
+        &["--allow-private-egress", "--reload-interval-ms", "100"],
+    );
 
     let event = message_event("client-m", "mtls-1", "DELIVERED");
     assert_eq!(server.post_event(&event).await.0, 202);

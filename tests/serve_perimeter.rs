@@ -48,7 +48,12 @@ async fn a_forged_event_is_refused_without_the_token() {
     let server = Server::start_with(
         &config,
         &data,
-        &["--allow-http", "--ingest-token-file", &tokens],
+        &[
+            "--allow-http",
+            "--allow-private-egress",
+            "--ingest-token-file",
+            &tokens,
+        ],
     );
     let url = server.url("/events");
     let ev = message_event("c1", "forged-1", "DELIVERED");
@@ -241,4 +246,136 @@ async fn the_data_directory_and_every_file_in_it_are_private() {
     for f in &files {
         assert_eq!(mode(f), 0o600, "{}", f.display());
     }
+}
+
+/// `validate-config` and `serve` refuse the same SSRF-shaped endpoints and reserved header
+/// names, naming the field; the flags that allow local development allow them in both.
+#[test]
+fn ssrf_endpoints_and_reserved_headers_are_refused_by_validate_config_and_serve() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "https://169.254.169.254/latest/meta-data",
+            "x-api-key",
+            "/targets/0/invocationEndpoint",
+        ),
+        (
+            "https://10.1.2.3/cb",
+            "x-api-key",
+            "/targets/0/invocationEndpoint",
+        ),
+        (
+            "https://2130706433/cb",
+            "x-api-key",
+            "/targets/0/invocationEndpoint",
+        ),
+        (
+            "https://0.0.0.0/cb",
+            "x-api-key",
+            "/targets/0/invocationEndpoint",
+        ),
+        (
+            "https://user:pass@example.org/cb",
+            "x-api-key",
+            "/targets/0/invocationEndpoint",
+        ),
+        (
+            "https://example.org:99999/cb",
+            "x-api-key",
+            "/targets/0/invocationEndpoint",
+        ),
+        (
+            "http://example.org/cb",
+            "x-api-key",
+            "/targets/0/invocationEndpoint",
+        ),
+        (
+            "https://example.org/cb",
+            "Content-Length",
+            "/targets/0/apiKey/headerName",
+        ),
+        (
+            "https://example.org/cb",
+            "Host",
+            "/targets/0/apiKey/headerName",
+        ),
+        (
+            "https://example.org/cb",
+            "Transfer-Encoding",
+            "/targets/0/apiKey/headerName",
+        ),
+        (
+            "https://example.org/cb",
+            "x-hmac-sha256-signature",
+            "/targets/0/apiKey/headerName",
+        ),
+    ];
+    for (url, header, pointer) in cases {
+        let (_root, config, data) = dirs();
+        let mut doc = client_config("c1", &[TargetSpec::new("t", url.to_string())]);
+        doc["targets"][0]["apiKey"]["headerName"] = (*header).into();
+        write_config(&config, "c1", &doc);
+        let out = Command::new(bin())
+            .arg("validate-config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{url} {header}: {err}");
+        assert!(err.contains(pointer), "{url} {header}: {err}");
+        let out = Command::new(bin())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--config",
+            ])
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{url} {header}: {err}");
+        assert!(err.contains(pointer), "serve: {url} {header}: {err}");
+    }
+    // A key with CR/LF is refused without being shown.
+    let (_root, config, _data) = dirs();
+    let mut doc = client_config(
+        "c1",
+        &[TargetSpec::new("t", "https://example.org/cb".into())],
+    );
+    doc["targets"][0]["apiKey"]["headerValue"] = "secret\r\nX-Injected: 1".into();
+    write_config(&config, "c1", &doc);
+    let out = Command::new(bin())
+        .arg("validate-config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/targets/0/apiKey/headerValue") && !err.contains("secret"),
+        "{err}"
+    );
+    // Local development: both flags, both commands.
+    let (_root, config, _data) = dirs();
+    write_config(
+        &config,
+        "c1",
+        &client_config(
+            "c1",
+            &[TargetSpec::new("t", "http://127.0.0.1:9000/cb".into())],
+        ),
+    );
+    let out = Command::new(bin())
+        .args(["validate-config", "--allow-http", "--allow-private-egress"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -68,6 +68,12 @@ enum Command {
     ValidateConfig {
         /// Directory of client configurations.
         dir: PathBuf,
+        /// Accept `http://` endpoints, as `serve --allow-http` does.
+        #[arg(long)]
+        allow_http: bool,
+        /// Accept non-public endpoint addresses, as `serve --allow-private-egress` does.
+        #[arg(long)]
+        allow_private_egress: bool,
     },
     /// Run the embedded pipeline: HTTP ingest, durable queue, delivery workers.
     #[cfg(feature = "local")]
@@ -108,7 +114,17 @@ fn main() -> ExitCode {
     );
     match cli.command {
         Command::Transform { config, link_base } => transform(&config, link_base),
-        Command::ValidateConfig { dir } => validate_config(&dir),
+        Command::ValidateConfig {
+            dir,
+            allow_http,
+            allow_private_egress,
+        } => validate_config(
+            &dir,
+            config::rules::EndpointPolicy {
+                allow_http,
+                allow_private: allow_private_egress,
+            },
+        ),
         #[cfg(feature = "local")]
         Command::Serve(args) => serve::serve(*args),
         #[cfg(feature = "local")]
@@ -181,19 +197,33 @@ fn transform(dir: &std::path::Path, link_base: String) -> ExitCode {
     }
 }
 
-fn validate_config(dir: &std::path::Path) -> ExitCode {
-    match config::load_dir(dir) {
-        Ok(set) => {
-            println!(
-                "{}: {} client configuration(s), all valid",
-                dir.display(),
-                set.len()
-            );
-            ExitCode::SUCCESS
+/// Every problem of every file: the schema and cross-references, then the endpoint and
+/// API-key rules `serve` applies (the same function).
+fn validate_config(dir: &std::path::Path, policy: config::rules::EndpointPolicy) -> ExitCode {
+    let mut problems = match config::load_dir(dir) {
+        Ok(_) => Vec::new(),
+        Err(e) => e.0,
+    };
+    let ids = config::load_application_ids(dir).unwrap_or_default();
+    let mut clients = 0;
+    for path in config::config_files(dir).unwrap_or_default() {
+        if let Ok(c) = config::load_file(&path, &ids) {
+            clients += 1;
+            problems.extend(config::rules::target_problems(
+                &path.display().to_string(),
+                &c,
+                policy,
+            ));
         }
-        Err(e) => {
-            eprintln!("{e}");
-            ExitCode::from(1)
-        }
+    }
+    if problems.is_empty() {
+        println!(
+            "{}: {clients} client configuration(s), all valid",
+            dir.display()
+        );
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{}", config::ConfigErrors(problems));
+        ExitCode::from(1)
     }
 }

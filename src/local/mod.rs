@@ -45,6 +45,8 @@ pub struct ServeOptions {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub allow_http: bool,
+    /// Allow endpoints on loopback, private and other non-public addresses.
+    pub allow_private_egress: bool,
     pub core: CoreOptions,
     /// How often the configuration directory is checked for changes.
     pub reload_interval: Duration,
@@ -73,6 +75,7 @@ impl ServeOptions {
             data_dir,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             allow_http: false,
+            allow_private_egress: false,
             core: CoreOptions::default(),
             reload_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
@@ -166,8 +169,11 @@ fn target_names(configs: &ConfigSet) -> String {
 }
 
 /// The per-file check of the server: endpoint scheme and a buildable HTTP client.
-fn check(allow_http: bool) -> Arc<reload::Check> {
-    let scheme = reload::endpoint_check(allow_http);
+fn check(allow_http: bool, allow_private_egress: bool) -> Arc<reload::Check> {
+    let scheme = reload::endpoint_check(crate::config::rules::EndpointPolicy {
+        allow_http,
+        allow_private: allow_private_egress,
+    });
     Arc::new(move |name: &str, client: &crate::config::ClientSettings| {
         let mut problems = scheme(name, client);
         for (i, t) in client.targets.iter().enumerate() {
@@ -401,11 +407,14 @@ pub async fn serve(
     }
     fit_connections(&mut opts.limits);
     let tls = opts.tls.as_ref().map(tls::acceptor).transpose()?;
-    let (watcher, configs) = ConfigWatcher::start(&opts.config_dir, check(opts.allow_http))
-        .map_err(|errors| ServeError::Config {
-            dir: opts.config_dir.display().to_string(),
-            errors,
-        })?;
+    let (watcher, configs) = ConfigWatcher::start(
+        &opts.config_dir,
+        check(opts.allow_http, opts.allow_private_egress),
+    )
+    .map_err(|errors| ServeError::Config {
+        dir: opts.config_dir.display().to_string(),
+        errors,
+    })?;
     let _lock = store::lock_data_dir(&opts.data_dir)?;
     let store = Store::open(&opts.data_dir)?;
     let metrics = Arc::new(Metrics::default());

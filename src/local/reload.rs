@@ -177,28 +177,9 @@ impl ConfigWatcher {
     }
 }
 
-/// The server's own checks: `https://` endpoints unless `allow_http`.
+/// The server's own checks: endpoint and API-key rules ([`config::rules`]) under `policy`.
 pub fn endpoint_check(
-    allow_http: bool,
+    policy: config::rules::EndpointPolicy,
 ) -> impl Fn(&str, &ClientSettings) -> Vec<ConfigProblem> + Send + Sync {
-    move |name, client| {
-        let mut out = Vec::new();
-        for (i, t) in client.targets.iter().enumerate() {
-            let url = t.invocation_endpoint.as_str();
-            let lower = url.to_ascii_lowercase();
-            let ok = lower.starts_with("https://") || (allow_http && lower.starts_with("http://"));
-            if !ok {
-                out.push(ConfigProblem {
-                    source_name: name.to_string(),
-                    pointer: format!("/targets/{i}/invocationEndpoint"),
-                    reason: if lower.starts_with("http://") {
-                        "must be https:// (start the server with --allow-http for local development)".into()
-                    } else {
-                        "must be an https:// URL".into()
-                    },
-                });
-            }
-        }
-        out
-    }
+    move |name, client| config::rules::target_problems(name, client, policy)
 }

@@ -292,7 +292,12 @@ impl Server {
         Self::start_with(
             config_dir,
             data_dir,
-            &["--allow-http", "--reload-interval-ms", "100"],
+            &[
+                "--allow-http",
+                "--allow-private-egress",
+                "--reload-interval-ms",
+                "100",
+            ],
         )
     }
 

@@ -40,6 +40,10 @@ pub struct ServeArgs {
     /// Allow `http://` endpoints (local development and tests only).
     #[arg(long)]
     allow_http: bool,
+    /// Allow endpoints on loopback, private, link-local and other non-public addresses
+    /// (local development and tests only).
+    #[arg(long)]
+    allow_private_egress: bool,
     /// Base URL of `links.message`.
     #[arg(long, env = "MESSAGE_LINK_BASE_URL", default_value = callbacks::transform::DEFAULT_LINK_BASE)]
     link_base: String,
@@ -239,6 +243,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut opts = ServeOptions::new(config_dir.clone(), data_dir.clone());
     opts.listen = args.listen;
     opts.allow_http = args.allow_http || args.demo;
+    opts.allow_private_egress = args.allow_private_egress || args.demo;
     opts.core = CoreOptions {
         link_base: args.link_base,
     };
