@@ -379,3 +379,46 @@ fn ssrf_endpoints_and_reserved_headers_are_refused_by_validate_config_and_serve(
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// 2,000 idle connections do not stop a valid POST or `/readyz`, and the header timeout
+/// closes them (slowloris).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_neither_block_ingest_nor_stay_open() {
+    use tokio::io::AsyncReadExt;
+    let (_root, config, data) = dirs();
+    let server = Server::start_with(&config, &data, &["--header-timeout-ms", "1500"]);
+    let mut idle = Vec::with_capacity(2000);
+    for _ in 0..2000 {
+        idle.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    // A slowloris: half a request head, never finished.
+    let mut slow = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut slow, b"POST /events HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let (status, body) = server
+        .post_event(&message_event("nobody", "idle-1", "DELIVERED"))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let (status, body) = server.get("/readyz").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // After the header timeout the server has closed them: a read sees the end (or a reset).
+    let mut buf = [0u8; 64];
+    for s in idle
+        .iter_mut()
+        .step_by(97)
+        .chain(std::iter::once(&mut slow))
+    {
+        let r = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await;
+        assert!(
+            matches!(r, Ok(Ok(_)) | Ok(Err(_))),
+            "connection still open after the header timeout"
+        );
+    }
+}
