@@ -1,7 +1,6 @@
 //! The admin listener of `callbacks serve` (`--admin-listen`, default `127.0.0.1:8081`):
 //! `/metrics`, `/healthz` (the process answers) and `/readyz` (storage commits and the disk is
-//! above the free-space floor). It never shares the ingest port. Admin APIs are added to
-//! [`router`].
+//! above the free-space floor), and the attempts API. It never shares the ingest port.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,13 +18,18 @@ use super::store::Accept;
 /// How long `/readyz` waits for the store writer.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Every admin route.
+/// Every admin route: these and the attempts API ([`super::attempts`]).
 pub fn router(state: Arc<AppState>) -> Router {
+    let attempts = super::attempts::router(Arc::new(super::attempts::AttemptsState {
+        data_dir: state.data_dir.clone(),
+        metrics: state.metrics.clone(),
+    }));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
+        .merge(attempts)
 }
 
 async fn healthz() -> impl IntoResponse {

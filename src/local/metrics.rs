@@ -65,6 +65,10 @@ pub struct TargetMetrics {
     pub in_flight: AtomicI64,
     /// 0 closed, 1 open, 2 half-open.
     pub circuit_state: AtomicU8,
+    /// When the last attempt that got a 2xx, and the last that failed, ended (ms since the
+    /// epoch; 0: none since the server started).
+    pub last_success_ms: AtomicI64,
+    pub last_failure_ms: AtomicI64,
     pub request_duration: Histogram,
 }
 
@@ -94,6 +98,15 @@ impl Metrics {
         map.entry((client_id.to_string(), target_id.to_string()))
             .or_default()
             .clone()
+    }
+
+    /// The targets of one client that have counters, by target id.
+    pub fn targets_of(&self, client_id: &str) -> Vec<(String, Arc<TargetMetrics>)> {
+        let map = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        map.iter()
+            .filter(|((c, _), _)| c == client_id)
+            .map(|((_, t), m)| (t.clone(), m.clone()))
+            .collect()
     }
 
     pub fn set_dlq_depths(&self, depths: Vec<(String, i64)>) {

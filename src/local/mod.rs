@@ -8,6 +8,7 @@
 //! loses nothing. A callback leaves the queue only after a 2xx (or to the dead-letter queue).
 
 pub mod admin;
+pub mod attempts;
 pub mod auth;
 pub mod datadir;
 pub mod demo;

@@ -458,6 +458,12 @@ impl Worker {
             self.rt
                 .policy
                 .decide(&attempt.outcome, job.attempts, age, rand::random::<f64>());
+        let last = if matches!(decision, Decision::Delivered) {
+            &self.metrics.last_success_ms
+        } else {
+            &self.metrics.last_failure_ms
+        };
+        last.store(now, Ordering::Relaxed);
         match decision {
             Decision::Delivered => {
                 tracing::info!(client_id = %self.key.client_id, target_id = %self.key.target_id, event_id = %job.event_id,

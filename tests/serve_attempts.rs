@@ -1,0 +1,258 @@
+//! The attempts API against a real `callbacks serve` run delivering to `callbacks receive`: one
+//! callback retried (`force-503-`), one dead-lettered (`force-400-`), one delivered. Each
+//! endpoint's answers are checked for what they say and validated against
+//! `docs/attempts-api.openapi.json`.
+
+mod receive_support;
+mod serve_support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use receive_support::Proc;
+use serve_support::{client_config, message_event, message_id_of, TargetSpec, API_KEY};
+
+fn openapi() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/attempts-api.openapi.json"
+    ))
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Asserts that `body` is what the OpenAPI file documents for `template` and `status`.
+fn conforms(api: &Value, template: &str, status: u16, body: &Value) {
+    let schema = &api["paths"][template]["get"]["responses"][status.to_string()]["content"]
+        ["application/json"]["schema"];
+    assert!(
+        schema.is_object(),
+        "{template} documents no {status} answer"
+    );
+    let root = json!({ "$ref": schema["$ref"], "components": api["components"] });
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .build(&root)
+        .unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{template} {status}: {errors:?}\n{body:#}"
+    );
+}
+
+struct Admin {
+    base: String,
+    api: Value,
+    http: reqwest::Client,
+}
+
+impl Admin {
+    /// GETs `path` (documented as `template`); the status and body, validated.
+    async fn get(&self, template: &str, path: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        assert!(!text.contains(API_KEY), "an API key in {path}: {text}");
+        let body: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"));
+        conforms(&self.api, template, status, &body);
+        (status, body)
+    }
+}
+
+#[tokio::test]
+async fn attempts_api_follows_queued_dead_lettered_and_delivered_callbacks() {
+    let (root, config, data) = serve_support::dirs();
+    let recv_config = root.path().join("receiver");
+    std::fs::create_dir_all(&recv_config).unwrap();
+    let any_url = TargetSpec::new("t1", "http://127.0.0.1:9/cb".into());
+    serve_support::write_config(&recv_config, "c1", &client_config("c1", &[any_url]));
+    let (receiver, raddr) = Proc::receive(&recv_config, &["--json"]);
+    let spec = TargetSpec::new("t1", format!("http://{raddr}/cb"));
+    serve_support::write_config(&config, "c1", &client_config("c1", &[spec]));
+    let serve = Proc::start(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--allow-http",
+            "--config",
+            config.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
+        root.path(),
+        &[],
+    );
+    let ingest = serve.wait_line(Duration::from_secs(20), |l| l.starts_with("listening on "));
+    let ingest = ingest.trim_start_matches("listening on ").to_string();
+    let admin = serve.wait_line(Duration::from_secs(5), |l| l.starts_with("admin on "));
+    let admin = Admin {
+        base: admin.trim_start_matches("admin on ").to_string(),
+        api: openapi(),
+        http: reqwest::Client::new(),
+    };
+
+    let mut retrying = message_event("c1", "evt-retrying", "DELIVERED");
+    retrying["data"]["messageReference"] = json!("force-503-always");
+    let mut dead = message_event("c1", "evt-dead", "DELIVERED");
+    dead["data"]["messageReference"] = json!("force-400-permanent");
+    let delivered = message_event("c1", "evt-ok", "DELIVERED");
+    for e in [&retrying, &dead, &delivered] {
+        let r = admin
+            .http
+            .post(format!("{ingest}/events"))
+            .header("content-type", "application/cloudevents+json")
+            .json(e)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 202);
+    }
+    // The receiver answered: 503 at least twice, 400 once, 202 once.
+    let start = Instant::now();
+    loop {
+        let answers: Vec<u64> = receiver
+            .json_lines()
+            .iter()
+            .filter_map(|l| l["answer"].as_u64())
+            .collect();
+        if answers.iter().filter(|a| **a == 503).count() >= 2
+            && answers.contains(&400)
+            && answers.contains(&202)
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{:?}",
+            receiver.lines()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Queued: the retrying one, with its 503 attempts and a next attempt time.
+    let (status, queued) = admin
+        .get(
+            "/clients/{clientId}/callbacks",
+            "/clients/c1/callbacks?state=queued&limit=10",
+        )
+        .await;
+    assert_eq!(status, 200);
+    let list = queued["callbacks"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{queued:#}");
+    let q = &list[0];
+    assert_eq!(q["state"], "queued");
+    assert_eq!(q["eventId"], "evt-retrying");
+    assert_eq!(q["messageId"], message_id_of("evt-retrying").as_str());
+    assert!(q["attempts"].as_u64().unwrap() >= 1);
+    assert!(
+        q["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["status"] == 503),
+        "{q}"
+    );
+    assert!(q["nextAttemptAt"].is_string());
+    let (status, one) = admin
+        .get("/callbacks/{id}", &format!("/callbacks/{}", q["id"]))
+        .await;
+    assert_eq!((status, &one["eventId"]), (200, &json!("evt-retrying")));
+
+    // Dead-lettered: the 400, with the reason and the DLQ entry id.
+    let (_, dlq) = admin
+        .get(
+            "/clients/{clientId}/callbacks",
+            "/clients/c1/callbacks?state=dlq",
+        )
+        .await;
+    let d = &dlq["callbacks"][0];
+    assert_eq!(
+        (d["state"].as_str(), d["eventId"].as_str()),
+        (Some("dead_lettered"), Some("evt-dead"))
+    );
+    assert!(d["reason"].as_str().unwrap().contains("HTTP 400"), "{d}");
+    assert!(d["dlqId"].is_i64());
+    assert_eq!(d["history"][0]["status"], 400);
+    let (status, one) = admin
+        .get("/callbacks/{id}", &format!("/callbacks/{}", d["id"]))
+        .await;
+    assert_eq!((status, &one["state"]), (200, &json!("dead_lettered")));
+
+    // The summary.
+    let (status, s) = admin
+        .get("/clients/{clientId}/summary", "/clients/c1/summary")
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(s["queued"], 1);
+    assert_eq!(s["delivered"], 1);
+    assert_eq!(s["deadLettered"], 1);
+    assert_eq!(s["dlqDepth"], 1);
+    assert!(s["retried"].as_u64().unwrap() >= 1, "{s}");
+    let t = &s["targets"][0];
+    assert_eq!(
+        (t["targetId"].as_str(), t["circuit"].as_str()),
+        (Some("t1"), Some("closed"))
+    );
+    assert!(
+        t["lastSuccessAt"].is_string() && t["lastFailureAt"].is_string(),
+        "{t}"
+    );
+
+    // Refusals, documented too.
+    assert_eq!(
+        admin.get("/callbacks/{id}", "/callbacks/987654").await.0,
+        404
+    );
+    assert_eq!(admin.get("/callbacks/{id}", "/callbacks/abc").await.0, 400);
+    assert_eq!(
+        admin
+            .get(
+                "/clients/{clientId}/callbacks",
+                "/clients/c1/callbacks?state=gone"
+            )
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        admin
+            .get(
+                "/clients/{clientId}/callbacks",
+                "/clients/c1/callbacks?limit=0"
+            )
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        admin
+            .get("/clients/{clientId}/summary", "/clients/nobody/summary")
+            .await
+            .0,
+        404
+    );
+
+    // Never on the ingest port.
+    let r = admin
+        .http
+        .get(format!("{ingest}/clients/c1/summary"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+}
