@@ -422,3 +422,130 @@ async fn idle_connections_neither_block_ingest_nor_stay_open() {
         );
     }
 }
+
+/// A junk flood fills at most the reject storage cap; beyond it rejects are counted, not
+/// stored, and valid events keep being accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_junk_flood_cannot_fill_the_disk_or_stop_valid_events() {
+    let (_root, config, data) = dirs();
+    let server = Server::start_with(
+        &config,
+        &data,
+        &["--reject-max-total-mb", "1", "--reject-max-bytes", "4096"],
+    );
+    let junk: Vec<serde_json::Value> = (0..1000)
+        .map(|i| serde_json::json!({"id": format!("junk-{i}"), "padding": "x".repeat(3000)}))
+        .collect();
+    for _ in 0..2 {
+        let (status, report) = server.post_batch(&junk).await;
+        assert_eq!(status, 207);
+        assert_eq!(report["rejectedCount"], 1000);
+        assert!(
+            report["rejected"].as_array().unwrap().len() <= 100,
+            "the answer is bounded"
+        );
+    }
+    let (status, _) = server
+        .post_event(&message_event("nobody", "after-flood", "DELIVERED"))
+        .await;
+    assert_eq!(status, 202);
+    let db = rusqlite::Connection::open(data.join("callbacks.db")).unwrap();
+    let stored: i64 = db
+        .query_row(
+            "SELECT COALESCE(SUM(length(body) + length(reason)), 0) FROM rejects",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(stored <= 1 << 20, "rejects hold {stored} bytes");
+    let (_, metrics) = server.get("/metrics").await;
+    let not_stored: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("callbacks_rejects_not_stored_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(not_stored > 1000, "{not_stored}");
+}
+
+/// Below the free-space floor ingest answers 503 with Retry-After and /readyz fails; when
+/// space returns both recover without a restart. A small tmpfs is mounted for the test (root
+/// only: this machine's CI runs as root).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_answers_503_and_recovers_by_itself() {
+    let (root, config, _) = dirs();
+    let mnt = root.path().join("small");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=48m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(mounted, "this test mounts a 48 MiB tmpfs and needs root");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let data = mnt.join("data");
+    let receiver = Receiver::start().await;
+    write_config(
+        &config,
+        "c1",
+        &client_config("c1", &[TargetSpec::new("t", receiver.url("cb"))]),
+    );
+    let server = Server::start_with(
+        &config,
+        &data,
+        &[
+            "--allow-http",
+            "--allow-private-egress",
+            "--min-free-disk-mb",
+            "16",
+        ],
+    );
+    let (status, _) = server
+        .post_event(&message_event("c1", "disk-1", "DELIVERED"))
+        .await;
+    assert_eq!(status, 202);
+    // Fill the disk to below the floor.
+    let fill = mnt.join("fill");
+    let ok = Command::new("fallocate")
+        .args(["-l", "36M"])
+        .arg(&fill)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let r = reqwest::Client::new()
+        .post(server.url("/events"))
+        .header("content-type", "application/cloudevents+json")
+        .body(serde_json::to_vec(&message_event("c1", "disk-2", "DELIVERED")).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert!(r.headers().get("retry-after").is_some());
+    let (status, body) = server.get("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    // Space returns: both recover, no restart.
+    std::fs::remove_file(&fill).unwrap();
+    let (status, _) = server.get("/readyz").await;
+    assert_eq!(status, 200);
+    let (status, _) = server
+        .post_event(&message_event("c1", "disk-3", "DELIVERED"))
+        .await;
+    assert_eq!(status, 202);
+    wait_for(Duration::from_secs(10), "two callbacks", || {
+        receiver.delivered_keys("cb").len() == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        receiver.on("cb").len(),
+        2,
+        "each delivered callback was sent once"
+    );
+    server.terminate();
+}
