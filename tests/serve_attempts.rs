@@ -87,6 +87,7 @@ async fn attempts_api_follows_queued_dead_lettered_and_delivered_callbacks() {
             "127.0.0.1:0",
             "--admin-listen",
             "127.0.0.1:0",
+            "--allow-private-egress",
             "--allow-http",
             "--config",
             config.to_str().unwrap(),
