@@ -549,3 +549,56 @@ async fn a_full_disk_answers_503_and_recovers_by_itself() {
     );
     server.terminate();
 }
+
+/// Deleting a client's file removes the client, logged and counted; deleting the whole
+/// directory keeps the last good configuration, loudly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_removal_is_logged_and_counted() {
+    let receiver = Receiver::start().await;
+    let (_root, config, data) = dirs();
+    write_config(
+        &config,
+        "c1",
+        &client_config("c1", &[TargetSpec::new("t", receiver.url("cb"))]),
+    );
+    let server = Server::start(&config, &data);
+    std::fs::remove_file(config.join("c1.json")).unwrap();
+    wait_for(Duration::from_secs(10), "the removal", || {
+        server.stderr().contains("configuration file removed")
+    })
+    .await;
+    let (_, metrics) = server.get("/metrics").await;
+    assert!(
+        metrics.contains("callbacks_config_clients_removed_total 1"),
+        "{metrics}"
+    );
+    let (status, report) = server
+        .post_event(&message_event("c1", "removed-1", "DELIVERED"))
+        .await;
+    assert_eq!((status, report["callbacks"].as_u64()), (202, Some(0)));
+    // The whole directory: refused, the (now empty) last good configuration stays, loud error.
+    write_config(
+        &config,
+        "c1",
+        &client_config("c1", &[TargetSpec::new("t", receiver.url("cb"))]),
+    );
+    wait_for(Duration::from_secs(10), "the reload", || {
+        server.stderr().matches("configuration loaded").count() >= 2
+    })
+    .await;
+    std::fs::remove_dir_all(&config).unwrap();
+    wait_for(Duration::from_secs(10), "the directory error", || {
+        server
+            .stderr()
+            .contains("cannot read the configuration directory")
+    })
+    .await;
+    let (status, report) = server
+        .post_event(&message_event("c1", "removed-2", "DELIVERED"))
+        .await;
+    assert_eq!(
+        (status, report["callbacks"].as_u64()),
+        (202, Some(1)),
+        "the last good configuration stays"
+    );
+}

@@ -271,6 +271,10 @@ fn apply_reload(watcher: &mut ConfigWatcher, state: &server::AppState, allow_htt
             metrics
                 .config_reload_errors
                 .fetch_add(r.problems.len() as u64, Ordering::Relaxed);
+            state
+                .perimeter
+                .config_clients_removed
+                .fetch_add(r.removed as u64, Ordering::Relaxed);
             let (rts, problems) = runtimes(&r.configs, allow_http);
             for p in &problems {
                 tracing::error!(problem = %p, "cannot build delivery client");

@@ -37,6 +37,8 @@ pub struct Reloaded {
     pub configs: ConfigSet,
     /// Problems found in changed files (already logged).
     pub problems: Vec<ConfigProblem>,
+    /// Configuration files deleted since the last poll (logged); their clients are removed.
+    pub removed: usize,
 }
 
 impl ConfigWatcher {
@@ -98,7 +100,16 @@ impl ConfigWatcher {
         let paths = config::config_files(&self.dir)?;
         let mut changed = all_changed;
         let before = self.files.len();
-        self.files.retain(|p, _| paths.contains(p));
+        let mut removed = 0;
+        self.files.retain(|p, f| {
+            let keep = paths.contains(p);
+            if !keep {
+                removed += 1;
+                tracing::warn!(file = %p.display(), client_id = f.good.as_ref().map(|c| c.client_id.as_str()),
+                    "configuration file removed; its client is no longer configured");
+            }
+            keep
+        });
         changed |= self.files.len() != before;
         for path in paths {
             let name = path.display().to_string();
@@ -146,6 +157,7 @@ impl ConfigWatcher {
         Ok(Some(Reloaded {
             configs: self.current(&mut problems),
             problems,
+            removed,
         }))
     }
 
