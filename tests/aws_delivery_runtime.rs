@@ -28,7 +28,9 @@ use callbacks::aws::delivery::AttemptRecord;
 use callbacks::aws::handler::{self, RejectFault, RejectSink, RejectedRecord};
 use callbacks::pipeline::CoreOptions;
 use delivery_support::{Pki, Receiver, Reply};
-use runtime_support::{binary, lambda_env, Function, Outcome, RuntimeApi, Stream};
+use runtime_support::{
+    assert_init_fails, binary, lambda_env, Function, Outcome, RuntimeApi, Stream,
+};
 
 const FUNCTION: &str = "client-delivery";
 const CLIENT: &str = "client-d";
@@ -652,10 +654,9 @@ async fn without_the_state_table_another_environment_counts_the_receives_as_atte
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_or_malformed_setting_stops_the_binary_before_the_runtime_starts() {
-    // What the binary does: `DeliveryLambdaSettings::from_env` fails in `main`, before the
-    // runtime client exists, so nothing reaches `/runtime/init/error` and no invocation is
-    // asked for; the process exits with status 1 and a line naming the variable on stderr
-    // (Lambda reports that as `Runtime.ExitError` with the stderr text in the function's log).
+    // `DeliveryLambdaSettings::from_env` fails in `main`, before the runtime client exists:
+    // the binary reports the reason to `/runtime/init/error` (so Lambda shows it), asks for
+    // no invocation, and exits with status 1 and a line naming the variable on stderr.
     type Vars = &'static [(&'static str, &'static str)];
     let cases: [(Vars, &str, &str); 3] = [
         (&[], "CLIENT_CONFIG_BUCKET", "is required"),
@@ -677,26 +678,7 @@ async fn a_missing_or_malformed_setting_stops_the_binary_before_the_runtime_star
         ),
     ];
     for (vars, name, reason) in cases {
-        let api = RuntimeApi::start(FUNCTION).await;
-        let mut cmd = Command::new(delivery_path());
-        cmd.env_clear()
-            .envs(lambda_env(&api, FUNCTION))
-            .env("AWS_REGION", REGION)
-            .env("RUST_LOG", "info")
-            .envs(vars.iter().copied());
-        let mut function = Function::spawn(cmd);
-        let status = function
-            .wait_exit(Duration::from_secs(10))
-            .await
-            .unwrap_or_else(|| panic!("{name}: the binary is still running"));
-        assert_eq!(status.code(), Some(1), "{name}: exit status {status}");
-        let stderr = function.lines_of(Stream::Stderr).join("\n");
-        assert!(
-            stderr.contains(&format!("environment variable {name}: ")) && stderr.contains(reason),
-            "{name}: stderr is {stderr:?}"
-        );
-        assert_eq!(api.next_requests(), 0, "{name}: no invocation asked for");
-        assert_eq!(api.init_error(), None, "{name}");
+        let function = assert_init_fails(&delivery_path(), FUNCTION, vars, name, reason).await;
         assert_no_secrets(&function.lines(), None);
     }
 }

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use aws_support::*;
 use callbacks::sign;
-use runtime_support::{binary, lambda_env, Function, Outcome, RuntimeApi};
+use runtime_support::{assert_init_fails, binary, lambda_env, Function, Outcome, RuntimeApi};
 
 // ---------------------------------------------------------------------------------------------
 // The bootstrap process (the Runtime API harness is in tests/runtime_support)
@@ -503,4 +503,35 @@ async fn bench_cold_start_and_ten_thousand_records() {
         "peak RSS (VmHWM) after the 10,000-record batches: {} KiB",
         rss.unwrap_or(0)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_or_malformed_setting_is_reported_to_the_init_error_endpoint() {
+    // Lambda shows what reached `/runtime/init/error`; the binary then exits with status 1
+    // before asking for an invocation.
+    type Vars = &'static [(&'static str, &'static str)];
+    let cases: [(Vars, &str, &str); 3] = [
+        (
+            &[("REJECTED_EVENTS_QUEUE_URL", "https://sqs.example/q")],
+            "CLIENT_CONFIG_BUCKET",
+            "is required",
+        ),
+        (
+            &[("CLIENT_CONFIG_BUCKET", "cfg")],
+            "REJECTED_EVENTS_QUEUE_URL",
+            "is required",
+        ),
+        (
+            &[
+                ("CLIENT_CONFIG_BUCKET", "cfg"),
+                ("REJECTED_EVENTS_QUEUE_URL", "https://sqs.example/q"),
+                ("CONFIG_CACHE_TTL_SECONDS", "soon"),
+            ],
+            "CONFIG_CACHE_TTL_SECONDS",
+            "is not a whole number of seconds",
+        ),
+    ];
+    for (vars, name, reason) in cases {
+        assert_init_fails(&bootstrap_path(), FUNCTION, vars, name, reason).await;
+    }
 }

@@ -5,6 +5,7 @@
 //! - [`s3_config`]: client configuration from S3, cached with a TTL and ETag revalidation;
 //! - [`rejects`]: the rejected-events SQS queue;
 //! - [`emf`]: CloudWatch Embedded Metric Format lines;
+//! - [`init_error`]: init-phase failures reported to the Runtime API;
 //! - [`delivery`]: the delivery Lambda (https delivery mode), `src/bin/delivery_lambda.rs`;
 //! - [`replay`]: `callbacks dlq replay` of API-destination dead letters and `callbacks replay`
 //!   of the bus archive (operator commands of the `callbacks` binary).
@@ -15,6 +16,7 @@
 pub mod delivery;
 pub mod emf;
 pub mod handler;
+pub mod init_error;
 pub mod rejects;
 pub mod replay;
 pub mod s3_config;

@@ -64,7 +64,7 @@ async fn run<D: DeliveryState>(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     callbacks::aws::init_logging();
-    let settings = DeliveryLambdaSettings::from_env()?;
+    let settings = callbacks::aws::init_error::reported(DeliveryLambdaSettings::from_env()).await?;
     let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)

@@ -53,7 +53,7 @@ async fn invoke(
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     callbacks::aws::init_logging();
-    let settings = LambdaSettings::from_env()?;
+    let settings = callbacks::aws::init_error::reported(LambdaSettings::from_env()).await?;
     let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&sdk)

@@ -34,6 +34,7 @@ pub struct Inner {
     pending: tokio::sync::Mutex<mpsc::UnboundedReceiver<(String, Vec<u8>)>>,
     waiters: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     init_error: Mutex<Option<Vec<u8>>>,
+    init_error_type: Mutex<Option<String>>,
     pub next_requests: AtomicU64,
     function_arn: String,
 }
@@ -88,7 +89,15 @@ async fn error(State(inner): State<Arc<Inner>>, Path(id): Path<String>, body: By
     StatusCode::ACCEPTED
 }
 
-async fn init_error(State(inner): State<Arc<Inner>>, body: Bytes) -> StatusCode {
+async fn init_error(
+    State(inner): State<Arc<Inner>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> StatusCode {
+    *inner.init_error_type.lock().expect("lock") = headers
+        .get("lambda-runtime-function-error-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     *inner.init_error.lock().expect("lock") = Some(body.to_vec());
     StatusCode::ACCEPTED
 }
@@ -101,6 +110,7 @@ impl RuntimeApi {
             pending: tokio::sync::Mutex::new(rx),
             waiters: Mutex::new(HashMap::new()),
             init_error: Mutex::new(None),
+            init_error_type: Mutex::new(None),
             next_requests: AtomicU64::new(0),
             function_arn: format!("arn:aws:lambda:eu-west-2:123456789012:function:{function_name}"),
         });
@@ -173,6 +183,61 @@ impl RuntimeApi {
     pub fn init_error(&self) -> Option<Vec<u8>> {
         self.inner.init_error.lock().expect("lock").clone()
     }
+
+    /// The `Lambda-Runtime-Function-Error-Type` header of the `POST /init/error`, if any.
+    pub fn init_error_type(&self) -> Option<String> {
+        self.inner.init_error_type.lock().expect("lock").clone()
+    }
+}
+
+/// Asserts that the function reported a wrong setting `name` (with `reason`) to
+/// `/runtime/init/error`, in the documented error document with `Runtime.ConfigInvalid`.
+pub fn assert_init_error(api: &RuntimeApi, name: &str, reason: &str) {
+    let body = api
+        .init_error()
+        .unwrap_or_else(|| panic!("{name}: nothing was posted to /runtime/init/error"));
+    let doc: Value = serde_json::from_slice(&body).expect("the init error is JSON");
+    assert_eq!(doc["errorType"], "Runtime.ConfigInvalid", "{name}: {doc}");
+    let message = doc["errorMessage"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(&format!("environment variable {name}: ")) && message.contains(reason),
+        "{name}: errorMessage is {message:?}"
+    );
+    let header = api.init_error_type();
+    assert_eq!(header.as_deref(), Some("Runtime.ConfigInvalid"), "{name}");
+}
+
+/// Starts `binary` with only the Lambda environment, `AWS_REGION` and `vars`, and asserts that
+/// it fails its init phase on the setting `name` (with `reason`): reported to
+/// `/runtime/init/error`, no invocation asked for, exit status 1, the reason on stderr.
+pub async fn assert_init_fails(
+    binary: &str,
+    function_name: &str,
+    vars: &[(&str, &str)],
+    name: &str,
+    reason: &str,
+) -> Function {
+    let api = RuntimeApi::start(function_name).await;
+    let mut cmd = Command::new(binary);
+    cmd.env_clear()
+        .envs(lambda_env(&api, function_name))
+        .env("AWS_REGION", "eu-west-2")
+        .env("RUST_LOG", "info")
+        .envs(vars.iter().copied());
+    let mut function = Function::spawn(cmd);
+    let status = function
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|| panic!("{name}: the binary is still running"));
+    assert_eq!(status.code(), Some(1), "{name}: exit status {status}");
+    let stderr = function.lines_of(Stream::Stderr).join("\n");
+    assert!(
+        stderr.contains(&format!("environment variable {name}: ")) && stderr.contains(reason),
+        "{name}: stderr is {stderr:?}"
+    );
+    assert_eq!(api.next_requests(), 0, "{name}: no invocation asked for");
+    assert_init_error(&api, name, reason);
+    function
 }
 
 // ---------------------------------------------------------------------------------------------
