@@ -58,7 +58,7 @@ variable "shared_event_bus_name" {
 }
 
 variable "clients" {
-  description = "Client configuration documents (docs/CONTRACTS.md) keyed by clientId: the one source of truth for the S3 config objects, the API destinations and the https delivery queues. API key values go in client_api_keys, never here."
+  description = "Client configuration documents (schemas/client-config.schema.json, docs/CONTRACTS.md; tests/terraform/test_clients_schema.py fails on any drift between this type and the schema) keyed by clientId: the one source of truth for the S3 config objects, the API destinations and the https delivery queues. API key values go in client_api_keys, never here."
   type = map(object({
     clientId      = string
     applicationId = optional(string)
@@ -88,13 +88,14 @@ variable "clients" {
         maxBackoffMs            = optional(number)
         timeoutMs               = optional(number)
         circuitBreaker = optional(object({
-          enabled          = optional(bool)
+          enabled          = bool
           failureThreshold = optional(number)
           cooldownMs       = optional(number)
         }))
         mtls = optional(object({
           certPemFile = string
           keyPemFile  = string
+          caPemFile   = optional(string)
         }))
       }))
     }))
@@ -150,10 +151,10 @@ variable "clients" {
   validation {
     condition = alltrue(flatten([
       for k, c in var.clients : [
-        for t in c.targets : can(regex("^https://", t.invocationEndpoint)) && contains(["POST", "PUT", "PATCH"], upper(t.invocationMethod))
+        for t in c.targets : can(regex("^https://", t.invocationEndpoint)) && contains(["POST"], t.invocationMethod) && contains(["API"], t.type)
       ]
     ]))
-    error_message = "invocationEndpoint must be an https URL and invocationMethod POST, PUT or PATCH."
+    error_message = "invocationEndpoint must be an https URL, invocationMethod POST and type API (schemas/client-config.schema.json)."
   }
 
   validation {
@@ -163,6 +164,22 @@ variable "clients" {
       )]
     ]))
     error_message = "invocationRateLimit must be 1-10000 per second, and at most api_destination_max_rate (the account's EventBridge API destination quota, 300 by default) for an api-destination target."
+  }
+
+  validation {
+    condition = alltrue(flatten([
+      for k, c in var.clients : [
+        for t in c.targets : [
+          try(t.delivery.maxRetryDurationSeconds >= 0 && t.delivery.maxRetryDurationSeconds <= 86400, true),
+          try(t.delivery.initialBackoffMs >= 1, true),
+          try(t.delivery.maxBackoffMs >= 1, true),
+          try(t.delivery.timeoutMs >= 1 && t.delivery.timeoutMs <= 120000, true),
+          try(t.delivery.circuitBreaker.failureThreshold >= 1, true),
+          try(t.delivery.circuitBreaker.cooldownMs >= 1, true),
+        ]
+      ]
+    ]))
+    error_message = "delivery bounds (schemas/client-config.schema.json): maxRetryDurationSeconds 0-86400, initialBackoffMs and maxBackoffMs >= 1, timeoutMs 1-120000, circuitBreaker.failureThreshold and cooldownMs >= 1."
   }
 
   validation {

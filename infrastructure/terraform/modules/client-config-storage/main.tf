@@ -28,7 +28,7 @@ locals {
                 try(t.delivery.circuitBreaker, null) == null ? {} : {
                   circuitBreaker = { for k, v in t.delivery.circuitBreaker : k => v if v != null }
                 },
-                try(t.delivery.mtls, null) == null ? {} : { mtls = t.delivery.mtls },
+                try(t.delivery.mtls, null) == null ? {} : { mtls = { for k, v in t.delivery.mtls : k => v if v != null } },
               )
             },
           )
