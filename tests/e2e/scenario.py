@@ -90,6 +90,9 @@ class Scenario:
     def run(self, deployment, outputs: dict, functions: dict, emu) -> None:
         aws = self.aws
         self.pipe = Pipe(aws, outputs["pipe_name"], functions["transform-filter"], "eu-west-2")
+        assert self.pipe.enrichment == functions["transform-filter"].arn, self.pipe.described
+        assert self.pipe.target.endswith(f":event-bus/{outputs['callbacks_event_bus_name']}"), self.pipe.target
+        assert self.pipe.url == outputs["callback_event_queue_url"], (self.pipe.url, outputs["callback_event_queue_url"])
         delivery_arn = functions["delivery"].arn
         mappings = aws["lambda"].list_event_source_mappings()["EventSourceMappings"]
         self.esms = [EventSourceMapping(aws, m, functions["delivery"], "eu-west-2")
