@@ -171,15 +171,15 @@ variable "clients" {
       for k, c in var.clients : [
         for t in c.targets : [
           try(t.delivery.maxRetryDurationSeconds >= 0 && t.delivery.maxRetryDurationSeconds <= 86400, true),
-          try(t.delivery.initialBackoffMs >= 1, true),
-          try(t.delivery.maxBackoffMs >= 1, true),
+          try(t.delivery.initialBackoffMs >= 1 && t.delivery.initialBackoffMs <= 3600000, true),
+          try(t.delivery.maxBackoffMs >= 1 && t.delivery.maxBackoffMs <= 43200000, true),
           try(t.delivery.timeoutMs >= 1 && t.delivery.timeoutMs <= 120000, true),
-          try(t.delivery.circuitBreaker.failureThreshold >= 1, true),
-          try(t.delivery.circuitBreaker.cooldownMs >= 1, true),
+          try(t.delivery.circuitBreaker.failureThreshold >= 1 && t.delivery.circuitBreaker.failureThreshold <= 1000000, true),
+          try(t.delivery.circuitBreaker.cooldownMs >= 1 && t.delivery.circuitBreaker.cooldownMs <= 3600000, true),
         ]
       ]
     ]))
-    error_message = "delivery bounds (schemas/client-config.schema.json): maxRetryDurationSeconds 0-86400, initialBackoffMs and maxBackoffMs >= 1, timeoutMs 1-120000, circuitBreaker.failureThreshold and cooldownMs >= 1."
+    error_message = "delivery bounds (schemas/client-config.schema.json): maxRetryDurationSeconds 0-86400, initialBackoffMs 1-3600000, maxBackoffMs 1-43200000, timeoutMs 1-120000, circuitBreaker.failureThreshold 1-1000000 and cooldownMs 1-3600000."
   }
 
   validation {
