@@ -39,9 +39,9 @@ pub fn circuit_breaker(settings: &DeliverySettings) -> Option<CircuitBreaker> {
         .map(|c| CircuitBreaker::new(c.failure_threshold, c.cooldown))
 }
 
-/// The token bucket of a target: `invocationRateLimit` per second, one token of burst.
+/// The request-start schedule of a target: `invocationRateLimit` per second.
 pub fn rate_limiter(settings: &DeliverySettings, now: std::time::Instant) -> TokenBucket {
-    TokenBucket::new(f64::from(settings.rate_limit_per_second.max(1)), 1.0, now)
+    TokenBucket::new(f64::from(settings.rate_limit_per_second.max(1)), now)
 }
 
 /// The HTTP client configuration of a target.

@@ -544,7 +544,6 @@ impl<Q: QueueOps, S: Sender, C: ConfigSource, D: DeliveryState> Delivery<Q, S, C
             _ => {
                 let bucket = Arc::new(tokio::sync::Mutex::new(TokenBucket::new(
                     rate,
-                    1.0,
                     Instant::now(),
                 )));
                 buckets.insert(
