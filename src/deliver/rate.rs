@@ -5,11 +5,15 @@
 //! the last `n = max(1, floor(rate))` starts, the oldest is at least `n / rate` (one second
 //! for a whole rate) before the next, so no one-second window holds more than `rate` starts
 //! (`ceil(rate)` for a fractional one, such as the delivery Lambda's share `rate / C`).
-//! After an idle spell the timeline restarts at most a tenth of that window in the past (a
-//! small catch-up, still under the cap). Memory: `n` instants (16 bytes each) per target.
+//! After an idle spell the timeline restarts at most 20 ms (or a tenth of that window) in the
+//! past: a small catch-up, still under the cap. Memory: `n` instants (16 bytes each) per target.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+/// How far in the past the timeline may be when a start comes late: lateness up to this is
+/// made up (timer overshoot), beyond it (an idle spell) the timeline restarts this far back.
+const MAX_CATCH_UP: Duration = Duration::from_millis(20);
 
 /// A target's request-start schedule (the name is historical: see the module text).
 #[derive(Debug, Clone)]
@@ -41,7 +45,7 @@ impl TokenBucket {
             rate,
             interval: Duration::from_secs_f64(1.0 / rate),
             window,
-            slack: window / 10,
+            slack: MAX_CATCH_UP.min(window / 10),
             next: now,
             starts: VecDeque::with_capacity(n),
             n,
@@ -151,7 +155,7 @@ mod tests {
         assert!(b.try_take(t0).is_ok());
         let later = t0 + Duration::from_secs(60);
         let burst = (0..100).take_while(|_| b.try_take(later).is_ok()).count();
-        assert_eq!(burst, 11, "the timeline restarts a tenth of a second back");
+        assert_eq!(burst, 3, "the timeline restarts 20 ms back");
     }
 
     #[test]
