@@ -1,6 +1,6 @@
 //! `callbacks`: the command-line entry point. Thin: parses arguments and calls the library.
 
-use std::io::{self, BufReader, BufWriter};
+use std::io::{self, BufWriter};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -63,6 +63,10 @@ enum Command {
         /// Base URL of `links.message`.
         #[arg(long, env = "MESSAGE_LINK_BASE_URL", default_value = callbacks::transform::DEFAULT_LINK_BASE)]
         link_base: String,
+        /// Worker threads (default: one per core this process may use). The output is the
+        /// same, line for line and in order, for any count.
+        #[arg(long)]
+        workers: Option<std::num::NonZeroUsize>,
     },
     /// Check every client configuration in a directory; report every problem.
     ValidateConfig {
@@ -113,7 +117,11 @@ fn main() -> ExitCode {
         if serve { "info" } else { "warn" },
     );
     match cli.command {
-        Command::Transform { config, link_base } => transform(&config, link_base),
+        Command::Transform {
+            config,
+            link_base,
+            workers,
+        } => transform(&config, link_base, workers),
         Command::ValidateConfig {
             dir,
             allow_http,
@@ -161,7 +169,11 @@ fn init_logs(format: LogFormat, default_level: &str) {
     }
 }
 
-fn transform(dir: &std::path::Path, link_base: String) -> ExitCode {
+fn transform(
+    dir: &std::path::Path,
+    link_base: String,
+    workers: Option<std::num::NonZeroUsize>,
+) -> ExitCode {
     let configs = match config::load_dir(dir) {
         Ok(c) => c,
         Err(e) => {
@@ -169,16 +181,17 @@ fn transform(dir: &std::path::Path, link_base: String) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let stdin = io::stdin().lock();
-    let stdout = BufWriter::new(io::stdout().lock());
+    let stdout = BufWriter::with_capacity(1 << 20, io::stdout().lock());
     let stderr = BufWriter::new(io::stderr().lock());
     let opts = CoreOptions { link_base };
-    match callbacks::stream::transform_stream(
-        BufReader::new(stdin),
+    let workers = workers.unwrap_or_else(callbacks::stream::default_workers);
+    match callbacks::stream::transform_stream_with(
+        io::stdin().lock(),
         stdout,
         stderr,
         &configs,
         &opts,
+        workers,
     ) {
         Ok(stats) => {
             tracing::info!(
