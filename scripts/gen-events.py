@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Writes N newline-delimited status events (a deterministic mix across 10 clients) to stdout.
 
-Used by BENCHMARKS.md to measure `callbacks transform` throughput and peak memory:
-    python3 scripts/gen-events.py 1000000 > /tmp/events.ndjson
+Used by scripts/bench-transform.sh (BENCHMARKS.md) to measure `callbacks transform` throughput
+and peak memory. Every event carries the optional CloudEvents attributes NHS Notify sets
+(subject, datacontenttype, dataschema, traceparent), about 960 bytes a line:
+    python3 scripts/gen-events.py 200000 > /tmp/events.ndjson
 """
 import json
 import sys
@@ -11,6 +13,7 @@ MESSAGE = ["CREATED", "PENDING_ENRICHMENT", "ENRICHED", "SENDING", "DELIVERED", 
 CHANNEL = ["CREATED", "SENDING", "DELIVERED", "FAILED", "SKIPPED"]
 SUPPLIER = ["received", "notified", "read", "delivered", "permanent_failure"]
 CHANNELS = ["NHSAPP", "EMAIL", "SMS", "LETTER"]
+SCHEMA_BASE = "https://notify.nhs.uk/cloudevents/schemas/client-callbacks/"
 
 
 def event(i):
@@ -20,9 +23,13 @@ def event(i):
         "id": f"9b1a0c9e-0000-4000-8000-{i:012d}",
         "source": "/data-plane/client-callbacks/nhs-notify-prod/core",
         "time": "2025-11-03T09:12:44.018Z",
+        "datacontenttype": "application/json",
+        "subject": f"customer/{i % 977:08d}/message/2WL3qFTEFM0qMY8xjRbt1LIKCzM",
+        "traceparent": f"00-{i + 1:032x}-b7ad6b7169203331-01",
     }
     if i % 5 < 3:
         base["type"] = "uk.nhs.notify.message.status.PUBLISHED.v1"
+        base["dataschema"] = SCHEMA_BASE + "message-status-data.v1.schema.json"
         base["data"] = {
             "clientId": client, "messageId": "2WL3qFTEFM0qMY8xjRbt1LIKCzM",
             "messageReference": "1642109b-69eb-447f-8f97-ab70a74f5db4",
@@ -34,6 +41,7 @@ def event(i):
         }
     else:
         base["type"] = "uk.nhs.notify.channel.status.PUBLISHED.v1"
+        base["dataschema"] = SCHEMA_BASE + "channel-status-data.v1.schema.json"
         base["data"] = {
             "clientId": client, "messageId": "2WL3qFTEFM0qMY8xjRbt1LIKCzM",
             "messageReference": "1642109b-69eb-447f-8f97-ab70a74f5db4", "channel": CHANNELS[i % 4],
