@@ -125,9 +125,28 @@ pub fn callbacks_for(
     client: &ClientSettings,
     opts: &CoreOptions,
 ) -> Result<Vec<Callback>, ProcessError> {
+    Ok(signed_callbacks(event, client, opts)?.map_or_else(Vec::new, |s| s.callbacks))
+}
+
+/// The callbacks of one event for one client, with the payload they all carry.
+#[derive(Debug)]
+pub struct SignedCallbacks {
+    /// The payload; every callback's body is its compact serialization ([`transform::body`]).
+    pub payload: Payload,
+    /// At least one.
+    pub callbacks: Vec<Callback>,
+}
+
+/// As [`callbacks_for`], keeping the payload (for adapters that carry it as a JSON object, the
+/// Lambda); `None` when no subscription matched. The payload is built and serialized once.
+pub fn signed_callbacks(
+    event: &InboundEvent,
+    client: &ClientSettings,
+    opts: &CoreOptions,
+) -> Result<Option<SignedCallbacks>, ProcessError> {
     let routes = filter::route(client, event);
     if routes.is_empty() {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let payload =
         transform::payload(event, &opts.link_base).map_err(|source| ProcessError::Transform {
@@ -135,7 +154,7 @@ pub fn callbacks_for(
             source,
         })?;
     let body: Arc<[u8]> = transform::body(&payload).into();
-    Ok(routes
+    let callbacks = routes
         .into_iter()
         .map(|route| {
             let target = &client.targets[route.target];
@@ -167,7 +186,8 @@ pub fn callbacks_for(
                 traceparent: event.traceparent().map(str::to_owned),
             }
         })
-        .collect())
+        .collect();
+    Ok(Some(SignedCallbacks { payload, callbacks }))
 }
 
 /// The payload of an event, for adapters that carry it as a JSON object (the Lambda).
