@@ -192,6 +192,34 @@ impl Bus {
         }
     }
 
+    /// `callbacks dlq replay --sqs-queue-url DLQ --bus-name BUS`.
+    fn replay_dlq(&self, dlq: &str) -> (i32, String, String) {
+        callbacks(
+            &self.env(),
+            &[
+                "dlq",
+                "replay",
+                "--sqs-queue-url",
+                dlq,
+                "--bus-name",
+                &self.name,
+            ],
+        )
+    }
+
+    /// `callbacks dlq list --sqs-queue-url DLQ --json`, parsed.
+    fn list_dlq(&self, dlq: &str) -> (Value, String) {
+        let (code, out, err) = callbacks(
+            &self.env(),
+            &["dlq", "list", "--sqs-queue-url", dlq, "--json"],
+        );
+        assert_eq!(code, 0, "{out}{err}");
+        (
+            serde_json::from_str(&out).expect("JSON listing"),
+            out + &err,
+        )
+    }
+
     fn env(&self) -> Vec<(&'static str, String)> {
         let mut env = moto_env(&moto().endpoint);
         env.push(("CLIENT_CONFIG_BUCKET", self.bucket.clone()));
@@ -354,10 +382,7 @@ async fn api_destination_dead_letters_are_listed_and_replayed_onto_the_bus_re_si
         cols[7].contains("status code 503") && cols[7].contains("MaximumEventAgeInSeconds"),
         "{line}"
     );
-    let (code, json_out, err2) =
-        callbacks(&env, &["dlq", "list", "--sqs-queue-url", &dlq, "--json"]);
-    assert_eq!(code, 0, "{json_out}{err2}");
-    let listed: Value = serde_json::from_str(&json_out).expect("json");
+    let (listed, json_out) = bus.list_dlq(&dlq);
     assert_eq!(listed[0]["attempts"], 185);
     assert_eq!(listed[0]["lastOutcome"], "SDK_CLIENT_ERROR");
     assert_eq!(listed[0]["payload"]["data"][0]["type"], "MessageStatus");
@@ -367,26 +392,14 @@ async fn api_destination_dead_letters_are_listed_and_replayed_onto_the_bus_re_si
     assert_ne!(code, 0, "{out_nb}");
     assert!(err_nb.contains("--bus-name"), "{err_nb}");
 
-    let (code, out_r, err_r) = callbacks(
-        &env,
-        &[
-            "dlq",
-            "replay",
-            "--sqs-queue-url",
-            &dlq,
-            "--bus-name",
-            &bus.name,
-        ],
-    );
+    let (code, out_r, err_r) = bus.replay_dlq(&dlq);
     assert_eq!(code, 0, "{out_r}{err_r}");
     assert!(out_r.contains("put 1 callback(s) back"), "{out_r}");
     assert!(
         out_r.contains("1 with a signature from a key rotated since"),
         "{out_r}"
     );
-    for text in [
-        &out, &err, &json_out, &err2, &out_nb, &err_nb, &out_r, &err_r,
-    ] {
+    for text in [&out, &err, &json_out, &out_nb, &err_nb, &out_r, &err_r] {
         assert_no_api_key(text);
     }
 
@@ -414,8 +427,7 @@ async fn api_destination_dead_letters_are_listed_and_replayed_onto_the_bus_re_si
             "{c}/{t}"
         );
     }
-    let (_, left, _) = callbacks(&env, &["dlq", "list", "--sqs-queue-url", &dlq, "--json"]);
-    assert_eq!(left.trim(), "[]");
+    assert_eq!(bus.list_dlq(&dlq).0, json!([]));
 }
 
 #[tokio::test]
@@ -443,17 +455,7 @@ async fn a_refused_put_events_entry_leaves_its_dead_letter_in_place() {
     // EventBridge refuses an entry without a source (moto: InvalidArgument), in the same batch.
     let refused = dead_letter(&bus, &dlq, &bus_event(for_target_1[1], ""), rule).await;
 
-    let (code, out, err) = callbacks(
-        &bus.env(),
-        &[
-            "dlq",
-            "replay",
-            "--sqs-queue-url",
-            &dlq,
-            "--bus-name",
-            &bus.name,
-        ],
-    );
+    let (code, out, err) = bus.replay_dlq(&dlq);
     assert_ne!(code, 0, "{out}{err}");
     assert!(out.contains("put 1 callback(s) back"), "{out}");
     assert!(
@@ -465,11 +467,7 @@ async fn a_refused_put_events_entry_leaves_its_dead_letter_in_place() {
     let got = drain_queue(&bus.sqs, bus.queue("client-a", "target-1")).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["detail"]["eventId"], "e-ref-1");
-    let (_, left, _) = callbacks(
-        &bus.env(),
-        &["dlq", "list", "--sqs-queue-url", &dlq, "--json"],
-    );
-    let left: Value = serde_json::from_str(&left).expect("json");
+    let (left, _) = bus.list_dlq(&dlq);
     assert_eq!(left.as_array().map(Vec::len), Some(1), "{left}");
     assert_eq!(left[0]["id"], refused.as_str());
 }
@@ -632,4 +630,72 @@ async fn an_archive_replay_for_one_client_names_only_its_rules_and_the_window() 
             &signature
         ));
     }
+}
+
+/// The keys of every object in a JSON array, recursively (object keys and array elements).
+fn shape(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), shape(v))).collect()),
+        Value::Array(items) => Value::Array(items.iter().take(1).map(shape).collect()),
+        _ => Value::Null,
+    }
+}
+
+#[tokio::test]
+async fn dlq_list_json_has_one_shape_for_https_mode_and_api_destination_dead_letters() {
+    use callbacks::aws::delivery::sqs::dead_letter_attributes;
+    use callbacks::aws::delivery::{AttemptRecord, DeadLetter};
+    let bus = Bus::new("rp-shape").await;
+    let dlq = create_queue(&bus.sqs, &unique("rp-shape-dlq")).await;
+    let details = bus
+        .details(&[message_event("e-sh-1", "client-a", "DELIVERED")])
+        .await;
+    let body = bus_event(&details[0], "uk.nhs.notify.client-callbacks");
+    dead_letter(&bus, &dlq, &body, bus.rule_arn("client-a", "target-1")).await;
+    let letter = DeadLetter {
+        body: body.clone(),
+        client_id: Some("client-a".into()),
+        target_id: Some("target-1".into()),
+        event_id: Some("e-sh-1".into()),
+        message_id: Some(message_id_for("e-sh-1")),
+        reason: "permanent failure: HTTP 400".into(),
+        attempts: 1,
+        first_attempt_at: Some("2026-12-01T13:05:00.000Z".into()),
+        last_outcome: Some("HTTP 400".into()),
+        history: vec![AttemptRecord {
+            at: "2026-12-01T13:05:00.000Z".into(),
+            outcome: "HTTP 400".into(),
+            status: Some(400),
+            duration_ms: 3,
+        }],
+    };
+    bus.sqs
+        .send_message()
+        .queue_url(&dlq)
+        .message_body(&letter.body)
+        .set_message_attributes(Some(dead_letter_attributes(
+            &letter,
+            bus.queue("client-a", "target-1"),
+        )))
+        .send()
+        .await
+        .expect("https dead letter");
+    let (listed, out) = bus.list_dlq(&dlq);
+    let entries = listed.as_array().expect("array");
+    assert_eq!(entries.len(), 2, "{out}");
+    // history is empty for the API destination (EventBridge keeps none): compare its keys
+    // without the history elements.
+    let mut shapes: Vec<Value> = entries.iter().map(shape).collect();
+    for s in &mut shapes {
+        s["history"] = json!([]);
+    }
+    assert_eq!(shapes[0], shapes[1], "{out}");
+    let kinds: Vec<&str> = entries
+        .iter()
+        .map(|e| e["lastOutcome"].as_str().unwrap_or_default())
+        .collect();
+    assert!(
+        kinds.contains(&"SDK_CLIENT_ERROR") && kinds.contains(&"HTTP 400"),
+        "{out}"
+    );
 }
