@@ -8,6 +8,9 @@
 //! `PutEvents`, re-signed ([`super::resign`]), in batches of 10. Every entry's result is
 //! checked: a dead letter is deleted only after its entry was accepted; a refused one is made
 //! visible again and stays. The per-target rule routes the event back to that target alone.
+//! A failure between an accepted entry and the deletion of its dead letter (or a crash) leaves
+//! the dead letter to be replayed again later: a duplicate callback (the client de-duplicates
+//! with `meta.idempotencyKey`), never a lost one.
 
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
