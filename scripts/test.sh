@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it (`.ci/run` calls this). Installs what the tests need
 # (Python packages for the AWS emulator and the Terraform checks), then: formatting, clippy,
 # the Rust tests with default features and with the AWS adapters, the golden corpus's own
-# oracle check, and the offline Terraform checks.
+# oracle check, the offline Terraform checks, and the AWS end-to-end test (scripts/aws-e2e.sh:
+# release x86_64 Lambda zips, the component applied into moto, events carried through it).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -31,3 +32,6 @@ python3 legacy-compat/tools/oracle.py --check
 
 step "terraform: parse, wiring, checkov"
 bash scripts/check-terraform.sh
+
+step "AWS end to end: the Terraform deployed into moto, events carried to HTTPS endpoints"
+bash scripts/aws-e2e.sh
