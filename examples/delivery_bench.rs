@@ -109,7 +109,7 @@ async fn main() {
     );
     let app = Arc::new(Delivery::new(
         MemQueue,
-        HttpSenders::new(Some(pki.ca_pem.clone())),
+        HttpSenders::new(Some(pki.ca_pem.clone()), true),
         Arc::new(MemConfigs(Arc::clone(&client))),
         LocalState::new(),
         DeliveryOptions {

@@ -56,7 +56,7 @@ async fn make_app<D: DeliveryState>(env: &Env, pki: &Pki, state: D, cap: u32) ->
     let queue = SqsQueue::new(env.sqs.clone(), Some(moto().endpoint.clone()));
     Arc::new(Delivery::new(
         queue,
-        HttpSenders::new(Some(pki.ca_pem.clone())),
+        HttpSenders::new(Some(pki.ca_pem.clone()), true),
         Arc::clone(&env.configs),
         state,
         DeliveryOptions {

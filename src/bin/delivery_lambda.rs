@@ -76,7 +76,10 @@ async fn main() -> anyhow::Result<()> {
         settings.sqs_url_base.clone(),
     );
     let configs = Arc::new(S3ConfigSource::new(s3, settings.config.clone()));
-    let senders = HttpSenders::new(settings.extra_ca_file.clone());
+    let senders = HttpSenders::new(
+        settings.extra_ca_file.clone(),
+        settings.allow_private_egress,
+    );
     let options = DeliveryOptions {
         concurrency: settings.concurrency,
     };

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
+use super::egress::Egress;
 use super::policy::{parse_retry_after, AttemptOutcome};
 
 /// Client certificate files for mutual TLS (PEM).
@@ -23,8 +24,8 @@ pub struct MtlsFiles {
 pub struct SenderConfig {
     pub timeout: Duration,
     pub mtls: Option<MtlsFiles>,
-    /// Allow `http://` endpoints (local development and tests only).
-    pub allow_http: bool,
+    /// `http://` and non-public addresses allowed or not; checked on every connection.
+    pub egress: Egress,
     /// Idle connections kept per host.
     pub max_idle_per_host: usize,
 }
@@ -34,7 +35,7 @@ impl SenderConfig {
         SenderConfig {
             timeout,
             mtls: None,
-            allow_http: false,
+            egress: Egress::default(),
             max_idle_per_host: 64,
         }
     }
@@ -105,7 +106,8 @@ impl HttpSender {
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .https_only(!config.allow_http)
+            .https_only(!config.egress.allow_http)
+            .dns_resolver(config.egress.resolver())
             .pool_max_idle_per_host(config.max_idle_per_host)
             .pool_idle_timeout(Duration::from_secs(60))
             .tcp_nodelay(true)
@@ -164,6 +166,9 @@ impl HttpSender {
     }
 
     async fn attempt(&self, req: Request<'_>) -> AttemptOutcome {
+        if let Err(e) = self.config.egress.check_url(req.url) {
+            return AttemptOutcome::Invalid(e.to_string());
+        }
         let mut builder = self.client.post(req.url);
         for (name, value) in req.headers {
             builder = builder.header(name.as_str(), value.as_str());
@@ -300,7 +305,11 @@ mod tests {
             a.outcome
         );
         let lax = HttpSender::new(SenderConfig {
-            allow_http: true,
+            egress: Egress {
+                allow_http: true,
+                allow_private: true,
+                ..Egress::default()
+            },
             ..SenderConfig::new(Duration::from_secs(1))
         })
         .unwrap();

@@ -1,9 +1,10 @@
 //! The delivery engine, independent of where callbacks are queued: retry classification and
 //! backoff ([`policy`]), the per-target token bucket ([`rate`]), the circuit breaker
-//! ([`circuit`]) and the HTTP sender ([`http`]). The embedded server (`local`) and the AWS
-//! delivery Lambda both build on it.
+//! ([`circuit`]), the HTTP sender ([`http`]) and its egress guard ([`egress`]). The embedded
+//! server (`local`) and the AWS delivery Lambda both build on it.
 
 pub mod circuit;
+pub mod egress;
 pub mod http;
 pub mod listing;
 pub mod policy;
@@ -13,6 +14,7 @@ pub mod request;
 use crate::config::DeliverySettings;
 
 pub use circuit::{Admission, CircuitBreaker, CircuitState};
+pub use egress::{Egress, EgressError};
 pub use http::{Attempt, HttpSender, MtlsFiles, Request, SenderConfig, SenderError};
 pub use policy::{
     AttemptOutcome, Backoff, Class, DeadLetterReason, Decision, RetryAfter, RetryPolicy,
@@ -45,11 +47,11 @@ pub fn rate_limiter(settings: &DeliverySettings, now: std::time::Instant) -> Tok
 }
 
 /// The HTTP client configuration of a target.
-pub fn sender_config(settings: &DeliverySettings, allow_http: bool) -> SenderConfig {
+pub fn sender_config(settings: &DeliverySettings, egress: &Egress) -> SenderConfig {
     SenderConfig {
         timeout: settings.timeout,
         mtls: settings.mtls.clone(),
-        allow_http,
+        egress: egress.clone(),
         max_idle_per_host: 64,
     }
 }

@@ -32,6 +32,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::config::{ConfigErrors, ConfigProblem, ConfigSet, DeliverySettings};
+use crate::deliver::Egress;
 use crate::pipeline::CoreOptions;
 
 use metrics::Metrics;
@@ -48,6 +49,8 @@ pub struct ServeOptions {
     pub allow_http: bool,
     /// Allow endpoints on loopback, private and other non-public addresses.
     pub allow_private_egress: bool,
+    /// Host names answered without DNS (`--resolve NAME=IP`); the egress guard still applies.
+    pub resolve: Vec<(String, std::net::IpAddr)>,
     pub core: CoreOptions,
     /// How often the configuration directory is checked for changes.
     pub reload_interval: Duration,
@@ -77,6 +80,7 @@ impl ServeOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             allow_http: false,
             allow_private_egress: false,
+            resolve: Vec::new(),
             core: CoreOptions::default(),
             reload_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(10),
@@ -87,6 +91,19 @@ impl ServeOptions {
             tls: None,
             insecure_listen: false,
             limits: limits::Limits::default(),
+        }
+    }
+
+    /// What delivery may connect to.
+    fn egress(&self) -> Egress {
+        let mut pins = std::collections::BTreeMap::<String, Vec<std::net::IpAddr>>::new();
+        for (host, ip) in &self.resolve {
+            pins.entry(host.to_ascii_lowercase()).or_default().push(*ip);
+        }
+        Egress {
+            allow_http: self.allow_http,
+            allow_private: self.allow_private_egress,
+            pins: Arc::new(pins),
         }
     }
 
@@ -127,14 +144,14 @@ pub enum ServeError {
 /// client cannot be built (unreadable mTLS files) is a configuration problem.
 fn runtimes(
     configs: &ConfigSet,
-    allow_http: bool,
+    egress: &Egress,
 ) -> (HashMap<TargetKey, Arc<TargetRuntime>>, Vec<ConfigProblem>) {
     let mut out = HashMap::new();
     let mut problems = Vec::new();
     for client in configs.clients() {
         for (i, t) in client.targets.iter().enumerate() {
             let endpoint = Some(crate::deliver::Endpoint::of(client, t));
-            match TargetRuntime::new(DeliverySettings::of(t), endpoint, allow_http) {
+            match TargetRuntime::new(DeliverySettings::of(t), endpoint, egress) {
                 Ok(rt) => {
                     out.insert(
                         TargetKey {
@@ -170,17 +187,17 @@ fn target_names(configs: &ConfigSet) -> String {
 }
 
 /// The per-file check of the server: endpoint scheme and a buildable HTTP client.
-fn check(allow_http: bool, allow_private_egress: bool) -> Arc<reload::Check> {
+fn check(egress: Egress) -> Arc<reload::Check> {
     let scheme = reload::endpoint_check(crate::config::rules::EndpointPolicy {
-        allow_http,
-        allow_private: allow_private_egress,
+        allow_http: egress.allow_http,
+        allow_private: egress.allow_private,
     });
     Arc::new(move |name: &str, client: &crate::config::ClientSettings| {
         let mut problems = scheme(name, client);
         for (i, t) in client.targets.iter().enumerate() {
             let settings = DeliverySettings::of(t);
             if settings.mtls.is_some() {
-                if let Err(e) = TargetRuntime::new(settings, None, allow_http) {
+                if let Err(e) = TargetRuntime::new(settings, None, &egress) {
                     problems.push(ConfigProblem {
                         source_name: name.to_string(),
                         pointer: format!("/targets/{i}/delivery/mtls"),
@@ -257,14 +274,14 @@ async fn resume(
 
 /// Settings of the background task.
 struct Housekeeping {
-    allow_http: bool,
+    egress: Egress,
     interval: Duration,
     event_retention: Duration,
     dlq_retention: Duration,
 }
 
 /// Applies a configuration poll.
-fn apply_reload(watcher: &mut ConfigWatcher, state: &server::AppState, allow_http: bool) {
+fn apply_reload(watcher: &mut ConfigWatcher, state: &server::AppState, egress: &Egress) {
     let metrics = &state.metrics;
     match watcher.poll() {
         Ok(Some(r)) => {
@@ -275,7 +292,7 @@ fn apply_reload(watcher: &mut ConfigWatcher, state: &server::AppState, allow_htt
                 .perimeter
                 .config_clients_removed
                 .fetch_add(r.removed as u64, Ordering::Relaxed);
-            let (rts, problems) = runtimes(&r.configs, allow_http);
+            let (rts, problems) = runtimes(&r.configs, egress);
             for p in &problems {
                 tracing::error!(problem = %p, "cannot build delivery client");
             }
@@ -309,7 +326,7 @@ async fn housekeeping(
     let mut last_prune: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
-        apply_reload(&mut watcher, &state, h.allow_http);
+        apply_reload(&mut watcher, &state, &h.egress);
         // Pick up callbacks re-queued by `callbacks dlq replay` (and any target with rows).
         if let Ok(q) = store.queued_targets().await {
             known = q
@@ -412,24 +429,22 @@ pub async fn serve(
     }
     fit_connections(&mut opts.limits);
     let tls = opts.tls.as_ref().map(tls::acceptor).transpose()?;
-    let (watcher, configs) = ConfigWatcher::start(
-        &opts.config_dir,
-        check(opts.allow_http, opts.allow_private_egress),
-    )
-    .map_err(|errors| ServeError::Config {
-        dir: opts.config_dir.display().to_string(),
-        errors,
-    })?;
+    let egress = opts.egress();
+    let (watcher, configs) = ConfigWatcher::start(&opts.config_dir, check(egress.clone()))
+        .map_err(|errors| ServeError::Config {
+            dir: opts.config_dir.display().to_string(),
+            errors,
+        })?;
     let _lock = store::lock_data_dir(&opts.data_dir)?;
     let store = Store::open(&opts.data_dir)?;
     let metrics = Arc::new(Metrics::default());
     let engine = Engine::new(
         store.clone(),
         metrics.clone(),
-        opts.allow_http,
+        egress.clone(),
         opts.shutdown_grace,
     );
-    let (rts, problems) = runtimes(&configs, opts.allow_http);
+    let (rts, problems) = runtimes(&configs, &egress);
     if !problems.is_empty() {
         return Err(ServeError::Config {
             dir: opts.config_dir.display().to_string(),
@@ -470,7 +485,7 @@ pub async fn serve(
         state.clone(),
         known,
         Housekeeping {
-            allow_http: opts.allow_http,
+            egress,
             interval: opts.reload_interval,
             event_retention: opts.event_retention,
             dlq_retention: opts.dlq_retention,

@@ -19,7 +19,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::DeliverySettings;
 use crate::deliver::{
     self, policy, Admission, Attempt, AttemptOutcome, CircuitBreaker, DeadLetterReason, Decision,
-    Endpoint, HttpSender, Request, RetryPolicy, SenderError, TokenBucket,
+    Egress, Endpoint, HttpSender, Request, RetryPolicy, SenderError, TokenBucket,
 };
 
 use super::metrics::{Metrics, TargetMetrics};
@@ -52,9 +52,9 @@ impl TargetRuntime {
     pub fn new(
         settings: DeliverySettings,
         endpoint: Option<Endpoint>,
-        allow_http: bool,
+        egress: &Egress,
     ) -> Result<Arc<Self>, SenderError> {
-        let sender = HttpSender::new(deliver::sender_config(&settings, allow_http))?;
+        let sender = HttpSender::new(deliver::sender_config(&settings, egress))?;
         let policy = deliver::retry_policy(&settings);
         Ok(Arc::new(TargetRuntime {
             settings,
@@ -100,7 +100,7 @@ struct Handle {
 pub struct Engine {
     store: Store,
     metrics: Arc<Metrics>,
-    allow_http: bool,
+    egress: Egress,
     workers: Mutex<HashMap<TargetKey, Handle>>,
     /// The configured runtime of each target (workers start lazily, when there is work).
     configured: Mutex<HashMap<TargetKey, Arc<TargetRuntime>>>,
@@ -110,16 +110,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(
-        store: Store,
-        metrics: Arc<Metrics>,
-        allow_http: bool,
-        grace: Duration,
-    ) -> Arc<Self> {
+    pub fn new(store: Store, metrics: Arc<Metrics>, egress: Egress, grace: Duration) -> Arc<Self> {
         Arc::new(Engine {
             store,
             metrics,
-            allow_http,
+            egress,
             workers: Mutex::new(HashMap::new()),
             configured: Mutex::new(HashMap::new()),
             shutdown: CancellationToken::new(),
@@ -163,7 +158,7 @@ impl Engine {
             .cloned();
         let rt = match rt {
             Some(rt) => rt,
-            None => match TargetRuntime::new(orphan_settings(), None, self.allow_http) {
+            None => match TargetRuntime::new(orphan_settings(), None, &self.egress) {
                 Ok(rt) => {
                     tracing::warn!(client_id = %key.client_id, target_id = %key.target_id,
                         "callbacks queued for a target that is not configured: dead-lettering them");

@@ -987,6 +987,9 @@ pub struct DeliveryLambdaSettings {
     pub state_table: Option<String>,
     /// `EXTRA_CA_BUNDLE_FILE` (optional): a PEM bundle trusted in addition to the system roots.
     pub extra_ca_file: Option<std::path::PathBuf>,
+    /// `ALLOW_PRIVATE_EGRESS` (`true`; tests on loopback only): endpoints on loopback,
+    /// private and other non-public addresses are connected to (the egress guard).
+    pub allow_private_egress: bool,
     /// `CLIENT_MAX_CONCURRENCY` (optional): the event source mappings' `maximum_concurrency`
     /// when it is not the Terraform formula.
     pub concurrency: ConcurrencyCap,
@@ -1041,6 +1044,8 @@ impl DeliveryLambdaSettings {
                 .unwrap_or_else(|| super::emf::DEFAULT_NAMESPACE.to_string()),
             state_table: non_empty("DELIVERY_STATE_TABLE"),
             extra_ca_file: non_empty("EXTRA_CA_BUNDLE_FILE").map(std::path::PathBuf::from),
+            allow_private_egress: non_empty("ALLOW_PRIVATE_EGRESS")
+                .is_some_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "True")),
             concurrency,
             s3_force_path_style: non_empty("S3_FORCE_PATH_STYLE")
                 .is_some_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "True"))

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use crate::config::DeliverySettings;
-use crate::deliver::{self, Attempt, AttemptOutcome, HttpSender, Request, SenderConfig};
+use crate::deliver::{self, Attempt, AttemptOutcome, Egress, HttpSender, Request, SenderConfig};
 
 use super::{Sender, TargetKey};
 
@@ -16,14 +16,20 @@ use super::{Sender, TargetKey};
 #[derive(Debug, Default)]
 pub struct HttpSenders {
     extra_ca: Option<PathBuf>,
+    egress: Egress,
     clients: Mutex<HashMap<TargetKey, (SenderConfig, HttpSender)>>,
 }
 
 impl HttpSenders {
-    /// `extra_ca`: a PEM bundle trusted in addition to the system roots.
-    pub fn new(extra_ca: Option<PathBuf>) -> Self {
+    /// `extra_ca`: a PEM bundle trusted in addition to the system roots. `https://` only;
+    /// non-public addresses only with `allow_private_egress` (`ALLOW_PRIVATE_EGRESS`).
+    pub fn new(extra_ca: Option<PathBuf>, allow_private_egress: bool) -> Self {
         HttpSenders {
             extra_ca,
+            egress: Egress {
+                allow_private: allow_private_egress,
+                ..Egress::default()
+            },
             clients: Mutex::new(HashMap::new()),
         }
     }
@@ -49,7 +55,7 @@ impl Sender for HttpSenders {
         settings: &DeliverySettings,
         request: Request<'_>,
     ) -> Attempt {
-        match self.client(target, deliver::sender_config(settings, false)) {
+        match self.client(target, deliver::sender_config(settings, &self.egress)) {
             Ok(sender) => sender.send(request).await,
             // An unreadable mTLS identity is our configuration's fault: permanent (DLQ, replay
             // once fixed). The message names the file, never its contents.

@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// (local development and tests only).
     #[arg(long)]
     allow_private_egress: bool,
+    /// Answer this host name with this address instead of DNS, as `curl --resolve`
+    /// (repeatable; `NAME=IP`). The egress guard still checks the address.
+    #[arg(long, value_name = "NAME=IP", value_parser = parse_pin)]
+    resolve: Vec<(String, std::net::IpAddr)>,
     /// Base URL of `links.message`.
     #[arg(long, env = "MESSAGE_LINK_BASE_URL", default_value = callbacks::transform::DEFAULT_LINK_BASE)]
     link_base: String,
@@ -228,6 +232,20 @@ impl Drop for DemoDataDir {
     }
 }
 
+/// `NAME=IP` of `--resolve`.
+fn parse_pin(s: &str) -> Result<(String, std::net::IpAddr), String> {
+    let (name, ip) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?} is not NAME=IP"))?;
+    let ip = ip
+        .parse()
+        .map_err(|_| format!("{ip:?} is not an IP address"))?;
+    if name.is_empty() {
+        return Err(format!("{s:?} has no host name"));
+    }
+    Ok((name.to_string(), ip))
+}
+
 fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let config_dir = args
         .config
@@ -244,6 +262,7 @@ fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     opts.listen = args.listen;
     opts.allow_http = args.allow_http || args.demo;
     opts.allow_private_egress = args.allow_private_egress || args.demo;
+    opts.resolve = args.resolve;
     opts.core = CoreOptions {
         link_base: args.link_base,
     };
