@@ -43,6 +43,12 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
             state.limits.min_free_disk
         ));
     }
+    let pending = state.store.stats().pending_writes.load(Ordering::Relaxed);
+    if pending > 0 {
+        return unavailable(&format!(
+            "storage cannot commit: {pending} writes (deletes of delivered callbacks among them) are waiting to commit"
+        ));
+    }
     // An empty transaction through the writer: it answers, and a commit goes through.
     let probe = tokio::time::timeout(READY_TIMEOUT, state.store.accept(Accept::default())).await;
     match probe {
@@ -59,6 +65,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let mut text = state.metrics.render();
     state.perimeter.render(&mut text);
+    state.store.stats().render(&mut text);
     (
         [(
             header::CONTENT_TYPE,

@@ -47,6 +47,46 @@ pub struct WriterStats {
     pub commit_retries: AtomicU64,
     /// Groups given up after every retry failed (their ingest requests got an error).
     pub commit_failures: AtomicU64,
+    /// Writes kept in memory after their group was given up (delivered callbacks' deletes,
+    /// reschedules, dead letters, prunes), retried with every next group until they commit;
+    /// while any is pending `/readyz` fails. A delivered callback is never sent again
+    /// because its delete did not commit, as long as the process runs.
+    pub pending_writes: AtomicU64,
+}
+
+impl WriterStats {
+    /// Prometheus text: `callbacks_store_commit_retries_total`,
+    /// `callbacks_store_commit_failures_total`, `callbacks_store_pending_writes`.
+    pub fn render(&self, out: &mut String) {
+        use std::fmt::Write;
+        let rows = [
+            (
+                "callbacks_store_commit_retries_total",
+                "counter",
+                "Store commits that failed and were tried again.",
+                &self.commit_retries,
+            ),
+            (
+                "callbacks_store_commit_failures_total",
+                "counter",
+                "Store commit groups given up after every retry.",
+                &self.commit_failures,
+            ),
+            (
+                "callbacks_store_pending_writes",
+                "gauge",
+                "Delivery outcomes kept in memory until their commit goes through.",
+                &self.pending_writes,
+            ),
+        ];
+        for (name, kind, help, v) in rows {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+    }
 }
 
 /// Commands per transaction, at most.
@@ -81,6 +121,9 @@ pub(super) fn writer_loop(
         }
         let err = commit_with_retries(&mut conn, &group, &stats);
         settle(&mut group, err.as_deref());
+        stats
+            .pending_writes
+            .store(group.len() as u64, Ordering::Relaxed);
     }
     tracing::debug!("store writer stopped");
 }
