@@ -11,64 +11,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use receive_support::Proc;
-use serve_support::{client_config, message_event, message_id_of, TargetSpec, API_KEY};
-
-fn openapi() -> Value {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/docs/attempts-api.openapi.json"
-    ))
-    .unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-/// Asserts that `body` is what the OpenAPI file documents for `template` and `status`.
-fn conforms(api: &Value, template: &str, status: u16, body: &Value) {
-    let schema = &api["paths"][template]["get"]["responses"][status.to_string()]["content"]
-        ["application/json"]["schema"];
-    assert!(
-        schema.is_object(),
-        "{template} documents no {status} answer"
-    );
-    let root = json!({ "$ref": schema["$ref"], "components": api["components"] });
-    let validator = jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft202012)
-        .build(&root)
-        .unwrap();
-    let errors: Vec<String> = validator
-        .iter_errors(body)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect();
-    assert!(
-        errors.is_empty(),
-        "{template} {status}: {errors:?}\n{body:#}"
-    );
-}
-
-struct Admin {
-    base: String,
-    api: Value,
-    http: reqwest::Client,
-}
-
-impl Admin {
-    /// GETs `path` (documented as `template`); the status and body, validated.
-    async fn get(&self, template: &str, path: &str) -> (u16, Value) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().await.unwrap();
-        assert!(!text.contains(API_KEY), "an API key in {path}: {text}");
-        let body: Value =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}: {text}"));
-        conforms(&self.api, template, status, &body);
-        (status, body)
-    }
-}
+use serve_support::openapi::{conforms, Admin};
+use serve_support::{client_config, message_event, message_id_of, TargetSpec};
 
 #[tokio::test]
 async fn attempts_api_follows_queued_dead_lettered_and_delivered_callbacks() {
@@ -100,11 +44,7 @@ async fn attempts_api_follows_queued_dead_lettered_and_delivered_callbacks() {
     let ingest = serve.wait_line(Duration::from_secs(20), |l| l.starts_with("listening on "));
     let ingest = ingest.trim_start_matches("listening on ").to_string();
     let admin = serve.wait_line(Duration::from_secs(5), |l| l.starts_with("admin on "));
-    let admin = Admin {
-        base: admin.trim_start_matches("admin on ").to_string(),
-        api: openapi(),
-        http: reqwest::Client::new(),
-    };
+    let admin = Admin::new(admin.trim_start_matches("admin on ").to_string());
 
     let mut retrying = message_event("c1", "evt-retrying", "DELIVERED");
     retrying["data"]["messageReference"] = json!("force-503-always");
@@ -256,4 +196,75 @@ async fn attempts_api_follows_queued_dead_lettered_and_delivered_callbacks() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 404);
+}
+
+/// The ingest answer lists the callbacks it queued with their ids (the first 1000), and each
+/// id finds its callback on the admin listener; the answer validates against the OpenAPI file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingest_answer_lists_the_ids_to_follow_each_callback_by() {
+    let (_root, config, data) = serve_support::dirs();
+    // Nothing listens on port 9: the callbacks stay queued, retried.
+    let specs = [
+        TargetSpec::new("t1", "http://127.0.0.1:9/a".into()),
+        TargetSpec::new("t2", "http://127.0.0.1:9/b".into()),
+    ];
+    serve_support::write_config(&config, "c1", &client_config("c1", &specs));
+    let server = serve_support::Server::start(&config, &data);
+    let admin = Admin::new(server.admin_url(""));
+    let events = [
+        message_event("c1", "follow-1", "DELIVERED"),
+        message_event("c1", "follow-2", "FAILED"),
+    ];
+    let (status, answer) = server.post_batch(&events).await;
+    assert_eq!(status, 202, "{answer}");
+    conforms(&admin.api, "post", "/events", 202, &answer);
+    assert_eq!(answer["callbacks"], 4);
+    let queued = answer["queued"].as_array().unwrap();
+    let listed: Vec<(&str, &str)> = queued
+        .iter()
+        .map(|q| {
+            (
+                q["eventId"].as_str().unwrap(),
+                q["targetId"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("follow-1", "t1"),
+            ("follow-1", "t2"),
+            ("follow-2", "t1"),
+            ("follow-2", "t2")
+        ]
+    );
+    let mut ids = std::collections::HashSet::new();
+    for q in queued {
+        assert!(ids.insert(q["id"].as_i64().unwrap()), "{answer}");
+        let (status, one) = admin
+            .get("/callbacks/{id}", &format!("/callbacks/{}", q["id"]))
+            .await;
+        assert_eq!(status, 200, "{one}");
+        assert_eq!(
+            (&one["eventId"], &one["targetId"], &one["clientId"]),
+            (&q["eventId"], &q["targetId"], &json!("c1"))
+        );
+        assert_eq!(one["state"], "queued");
+    }
+    // A single event: the same list.
+    let (status, answer) = server
+        .post_event(&message_event("c1", "follow-3", "DELIVERED"))
+        .await;
+    assert_eq!(status, 202);
+    conforms(&admin.api, "post", "/events", 202, &answer);
+    assert_eq!(answer["queued"].as_array().unwrap().len(), 2);
+    // The list is capped; `callbacks` counts them all.
+    let many: Vec<Value> = (0..600)
+        .map(|i| message_event("c1", &format!("many-{i}"), "DELIVERED"))
+        .collect();
+    let (status, answer) = server.post_batch(&many).await;
+    assert_eq!(status, 202);
+    conforms(&admin.api, "post", "/events", 202, &answer);
+    assert_eq!(answer["callbacks"], 1200);
+    assert_eq!(answer["queued"].as_array().unwrap().len(), 1000);
 }

@@ -52,7 +52,7 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     // An empty transaction through the writer: it answers, and a commit goes through.
     let probe = tokio::time::timeout(READY_TIMEOUT, state.store.accept(Accept::default())).await;
     match probe {
-        Ok(Ok(())) => state.storage_ok.store(true, Ordering::Relaxed),
+        Ok(Ok(_)) => state.storage_ok.store(true, Ordering::Relaxed),
         Ok(Err(e)) => {
             state.storage_ok.store(false, Ordering::Relaxed);
             return unavailable(&format!("storage cannot commit: {e}"));

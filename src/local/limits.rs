@@ -25,6 +25,9 @@ pub struct Limits {
     pub max_batch_events: usize,
     /// Rejected events described in one answer; the rest are counted (`rejectedCount`).
     pub max_answer_rejects: usize,
+    /// Queued callbacks listed (with their ids) in one answer; the rest are counted
+    /// (`callbacks`).
+    pub max_answer_callbacks: usize,
     /// Bytes of a rejected event kept in the rejects table (`--reject-max-bytes`).
     pub reject_max_bytes: usize,
     /// Total bytes of rejected events kept (`--reject-max-total-mb`); beyond it rejects are
@@ -49,6 +52,7 @@ impl Default for Limits {
             max_batch_body: 16 * 1024 * 1024,
             max_batch_events: 10_000,
             max_answer_rejects: 100,
+            max_answer_callbacks: 1000,
             reject_max_bytes: 16 * 1024,
             reject_max_total: 256 * 1024 * 1024,
             reject_retention: Duration::from_secs(7 * 24 * 3600),

@@ -34,11 +34,24 @@ pub struct RejectReport {
     errors: Vec<FieldError>,
 }
 
+/// A callback an ingest request queued: the id to follow it by (`GET /callbacks/{id}` on the
+/// admin listener).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueuedRef {
+    pub id: i64,
+    pub event_id: String,
+    pub client_id: String,
+    pub target_id: String,
+}
+
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct IngestReport {
     pub accepted: usize,
     pub callbacks: usize,
+    /// The first queued callbacks (at most `max_answer_callbacks`), in order, with their ids.
+    pub queued: Vec<QueuedRef>,
     /// The first rejected events (at most `max_answer_rejects`).
     pub rejected: Vec<RejectReport>,
     /// Every rejected event, described or not.
@@ -92,6 +105,7 @@ impl Collector {
             report: IngestReport {
                 accepted: 0,
                 callbacks: 0,
+                queued: Vec::new(),
                 rejected: Vec::new(),
                 rejected_count: 0,
             },

@@ -26,7 +26,7 @@ use crate::pipeline::CoreOptions;
 use super::auth::{IngestAuth, Refusal};
 use super::limits::{Limits, PerimeterMetrics, RETRY_AFTER_SECS};
 use super::metrics::Metrics;
-use super::process::{self, Processed, RejectBounds};
+use super::process::{self, Processed, QueuedRef, RejectBounds};
 use super::store::{Accept, Store};
 use super::worker::{Engine, TargetKey};
 
@@ -257,14 +257,14 @@ fn admit_rejects(state: &AppState, accept: &mut Accept) {
     });
 }
 
-/// Commits in one transaction; `503` when storage fails.
-async fn commit(state: &AppState, mut accept: Accept) -> Result<(), Response> {
+/// Commits in one transaction (the queued callbacks' ids); `503` when storage fails.
+async fn commit(state: &AppState, mut accept: Accept) -> Result<Vec<i64>, Response> {
     admit_rejects(state, &mut accept);
     let events = accept.events.len() + accept.rejects.len();
     match state.store.accept(accept).await {
-        Ok(()) => {
+        Ok(ids) => {
             state.storage_ok.store(true, Ordering::Relaxed);
-            Ok(())
+            Ok(ids)
         }
         Err(e) => {
             state.storage_ok.store(false, Ordering::Relaxed);
@@ -292,7 +292,7 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
     };
     let single = kind == Kind::Single
         || (kind == Kind::Json && body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'['));
-    let Processed { accept, report } = match run_core(&state, kind, body).await {
+    let Processed { accept, mut report } = match run_core(&state, kind, body).await {
         Ok(p) => p,
         Err(r) => return r,
     };
@@ -314,9 +314,25 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
         tracing::info!(event_id = r.event_id.as_deref().unwrap_or("-"), reason = %r.reason, "event rejected");
     }
     let queued = accept.callbacks.len();
-    if let Err(r) = commit(&state, accept).await {
-        return r;
+    let mut listed: Vec<QueuedRef> = accept
+        .callbacks
+        .iter()
+        .take(state.limits.max_answer_callbacks)
+        .map(|c| QueuedRef {
+            id: 0,
+            event_id: c.event_id.clone(),
+            client_id: c.client_id.clone(),
+            target_id: c.target_id.clone(),
+        })
+        .collect();
+    let ids = match commit(&state, accept).await {
+        Ok(ids) => ids,
+        Err(r) => return r,
+    };
+    for (r, id) in listed.iter_mut().zip(ids) {
+        r.id = id;
     }
+    report.queued = listed;
     let m = &state.metrics;
     m.events_received
         .fetch_add(received as u64, Ordering::Relaxed);

@@ -2,6 +2,8 @@
 //! serve` child process on a temporary data directory, configuration and event builders.
 #![allow(dead_code)]
 
+pub mod openapi;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

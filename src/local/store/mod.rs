@@ -300,15 +300,16 @@ impl Store {
         &self.stats
     }
 
-    /// Stores events, callbacks and rejects in one committed transaction.
-    pub async fn accept(&self, batch: Accept) -> Result<(), StoreError> {
+    /// Stores events, callbacks and rejects in one committed transaction; the ids the
+    /// callbacks were queued under, in order.
+    pub async fn accept(&self, batch: Accept) -> Result<Vec<i64>, StoreError> {
         let (tx, rx) = oneshot::channel();
         self.writer
             .send(Cmd::Accept(batch, tx))
             .await
             .map_err(|_| StoreError::Closed)?;
         match rx.await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(ids)) => Ok(ids),
             Ok(Err(e)) => Err(StoreError::Commit(e)),
             Err(_) => Err(StoreError::Closed),
         }

@@ -14,7 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 use super::{now_ms, Accept};
 
 pub(super) enum Cmd {
-    Accept(Accept, oneshot::Sender<Result<(), String>>),
+    /// Answered with the ids of the queued callbacks, in the order of `Accept::callbacks`.
+    Accept(Accept, oneshot::Sender<Result<Vec<i64>, String>>),
     Delivered(i64),
     Reschedule {
         id: i64,
@@ -119,8 +120,8 @@ pub(super) fn writer_loop(
                 Err(_) => break,
             }
         }
-        let err = commit_with_retries(&mut conn, &group, &stats);
-        settle(&mut group, err.as_deref());
+        let result = commit_with_retries(&mut conn, &group, &stats);
+        settle(&mut group, result);
         stats
             .pending_writes
             .store(group.len() as u64, Ordering::Relaxed);
@@ -130,12 +131,17 @@ pub(super) fn writer_loop(
 
 /// Answers the ingest requests and flushes of a committed (or given up) group; when it
 /// failed, its delivery outcomes stay in `group` for the next one.
-fn settle(group: &mut Vec<Cmd>, err: Option<&str>) {
+fn settle(group: &mut Vec<Cmd>, result: Result<Vec<Vec<i64>>, String>) {
     let mut kept = Vec::new();
+    let err = result.as_ref().err();
+    let mut ids = result.as_ref().ok().map(|v| v.iter());
     for cmd in group.drain(..) {
         match cmd {
             Cmd::Accept(_, reply) => {
-                let _ = reply.send(err.map_or(Ok(()), |e| Err(e.to_string())));
+                let _ = reply.send(match (err, ids.as_mut().and_then(Iterator::next)) {
+                    (Some(e), _) => Err(e.clone()),
+                    (None, ids) => Ok(ids.cloned().unwrap_or_default()),
+                });
             }
             Cmd::Flush(reply) => {
                 let _ = reply.send(());
@@ -147,32 +153,33 @@ fn settle(group: &mut Vec<Cmd>, err: Option<&str>) {
     group.extend(kept);
 }
 
-/// Commits `group`, retrying a failure after each of [`RETRY_PAUSES`]; the last error if all
-/// failed.
+/// Commits `group`, retrying a failure after each of [`RETRY_PAUSES`]: the queued callback
+/// ids of each `Accept` in it, or the last error if every try failed.
 fn commit_with_retries(
     conn: &mut Connection,
     group: &[Cmd],
     stats: &WriterStats,
-) -> Option<String> {
+) -> Result<Vec<Vec<i64>>, String> {
     let mut result = apply(conn, group);
     for pause in RETRY_PAUSES {
-        let Err(e) = &result else { return None };
+        let Err(e) = &result else { break };
         stats.commit_retries.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(error = %e, commands = group.len(), retry_in_ms = pause.as_millis() as u64, "store commit failed; retrying");
         std::thread::sleep(pause);
         result = apply(conn, group);
     }
-    let e = result.err()?;
-    stats.commit_failures.fetch_add(1, Ordering::Relaxed);
-    tracing::error!(error = %e, commands = group.len(), "store commit failed after every retry");
-    Some(e.to_string())
+    result.map_err(|e| {
+        stats.commit_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(error = %e, commands = group.len(), "store commit failed after every retry");
+        e.to_string()
+    })
 }
 
 fn insert_accept(
     tx: &rusqlite::Transaction<'_>,
     batch: &Accept,
     now: i64,
-) -> Result<(), rusqlite::Error> {
+) -> Result<Vec<i64>, rusqlite::Error> {
     let mut ev = tx.prepare_cached(
         "INSERT INTO events(event_id, source, client_id, message_id, received_at_ms, callbacks, outcome)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -193,8 +200,9 @@ fn insert_accept(
                                body, created_at_ms, due_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
     )?;
+    let mut ids = Vec::with_capacity(batch.callbacks.len());
     for c in &batch.callbacks {
-        cb.execute(params![
+        ids.push(cb.insert(params![
             c.client_id,
             c.target_id,
             c.event_id,
@@ -203,7 +211,7 @@ fn insert_accept(
             serde_json::to_string(&c.subscription_ids).unwrap_or_else(|_| "[]".to_string()),
             &c.body[..],
             now
-        ])?;
+        ])?);
     }
     let mut rj = tx.prepare_cached(
         "INSERT INTO rejects(received_at_ms, event_id, reason, body) VALUES (?1, ?2, ?3, ?4)",
@@ -211,15 +219,17 @@ fn insert_accept(
     for r in &batch.rejects {
         rj.execute(params![now, r.event_id, r.reason, r.body])?;
     }
-    Ok(())
+    Ok(ids)
 }
 
-fn apply(conn: &mut Connection, group: &[Cmd]) -> Result<(), rusqlite::Error> {
+/// One transaction over `group`; the callback ids of each `Accept`, in order.
+fn apply(conn: &mut Connection, group: &[Cmd]) -> Result<Vec<Vec<i64>>, rusqlite::Error> {
     let tx = conn.transaction()?;
     let now = now_ms();
+    let mut accepted = Vec::new();
     for cmd in group {
         match cmd {
-            Cmd::Accept(batch, _) => insert_accept(&tx, batch, now)?,
+            Cmd::Accept(batch, _) => accepted.push(insert_accept(&tx, batch, now)?),
             Cmd::Delivered(id) => {
                 tx.prepare_cached("DELETE FROM callbacks WHERE id = ?1")?
                     .execute([id])?;
@@ -267,7 +277,8 @@ fn apply(conn: &mut Connection, group: &[Cmd]) -> Result<(), rusqlite::Error> {
             Cmd::Flush(_) => {}
         }
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(accepted)
 }
 
 #[cfg(test)]
