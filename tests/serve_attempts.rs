@@ -268,3 +268,99 @@ async fn the_ingest_answer_lists_the_ids_to_follow_each_callback_by() {
     assert_eq!(answer["callbacks"], 1200);
     assert_eq!(answer["queued"].as_array().unwrap().len(), 1000);
 }
+
+/// `POST /clients/{clientId}/dlq/replay` against a real serve run: by id, then all; refusals;
+/// every answer validated against the OpenAPI file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_replayed_over_the_admin_api() {
+    use serve_support::{key_of, wait_for, Behavior, Receiver};
+    let receiver = Receiver::start().await;
+    // The first two requests are refused for good (400): both callbacks are dead-lettered.
+    receiver.set(
+        "cb",
+        Behavior::Fail {
+            status: 400,
+            remaining: 2,
+            retry_after: None,
+        },
+    );
+    let (_root, config, data) = serve_support::dirs();
+    let spec = TargetSpec::new("t1", receiver.url("cb"));
+    serve_support::write_config(&config, "c1", &client_config("c1", &[spec]));
+    let server = serve_support::Server::start(&config, &data);
+    let admin = Admin::new(server.admin_url(""));
+    let events = [
+        message_event("c1", "replay-1", "DELIVERED"),
+        message_event("c1", "replay-2", "DELIVERED"),
+    ];
+    assert_eq!(server.post_batch(&events).await.0, 202);
+    let mut dlq = Vec::new();
+    wait_for(Duration::from_secs(15), "two dead letters", || {
+        dlq = serve_support::dlq_list(&data, Some("c1"));
+        dlq.len() == 2
+    })
+    .await;
+    let first = dlq.iter().find(|d| d["eventId"] == "replay-1").unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let replay = "/clients/{clientId}/dlq/replay";
+
+    // By id (one that is not a dead letter of this client is reported, not an error).
+    let (status, answer) = admin
+        .post(
+            replay,
+            "/clients/c1/dlq/replay",
+            &json!({"ids": [first, 987654]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer,
+        json!({"clientId": "c1", "requeued": 1, "notFound": [987654]})
+    );
+    wait_for(Duration::from_secs(10), "the replayed callback", || {
+        receiver.delivered_keys("cb").contains(&key_of("replay-1"))
+    })
+    .await;
+    assert!(!receiver.delivered_keys("cb").contains(&key_of("replay-2")));
+    // Another client's replay does not touch c1's dead letters.
+    let (status, _) = admin
+        .post(replay, "/clients/other/dlq/replay", &json!({"all": true}))
+        .await;
+    assert_eq!(status, 404);
+    // All.
+    let (status, answer) = admin
+        .post(replay, "/clients/c1/dlq/replay", &json!({"all": true}))
+        .await;
+    assert_eq!((status, &answer["requeued"]), (200, &json!(1)), "{answer}");
+    wait_for(
+        Duration::from_secs(10),
+        "the second replayed callback",
+        || receiver.delivered_keys("cb").contains(&key_of("replay-2")),
+    )
+    .await;
+    assert!(serve_support::dlq_list(&data, Some("c1")).is_empty());
+    // Nothing left; bad bodies.
+    let (status, _) = admin
+        .post(replay, "/clients/c1/dlq/replay", &json!({"all": true}))
+        .await;
+    assert_eq!(status, 404);
+    for bad in [
+        json!({}),
+        json!({"ids": []}),
+        json!({"ids": [1], "all": true}),
+        json!({"all": false}),
+    ] {
+        let (status, body) = admin.post(replay, "/clients/c1/dlq/replay", &bad).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    // Never on the ingest port.
+    let r = admin
+        .http
+        .post(server.url("/clients/c1/dlq/replay"))
+        .json(&json!({"all": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+}

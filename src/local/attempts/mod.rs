@@ -8,8 +8,10 @@
 //! - `GET /clients/{clientId}/callbacks?state=queued|dlq&limit=N` (default 100, at most 1000).
 //! - `GET /clients/{clientId}/summary`: per target, queued, in flight, delivered, retried and
 //!   dead-lettered (counted since the server started), circuit state, last success and failure.
+//! - `POST /clients/{clientId}/dlq/replay` (`{"ids": [...]}` or `{"all": true}`): [`replay`].
 
 pub mod query;
+pub mod replay;
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, State as Extract};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
@@ -42,6 +44,7 @@ pub fn router(state: Arc<AttemptsState>) -> Router {
         .route("/callbacks/{id}", get(callback))
         .route("/clients/{client_id}/callbacks", get(list))
         .route("/clients/{client_id}/summary", get(summary))
+        .route("/clients/{client_id}/dlq/replay", post(replay::replay))
         .with_state(state)
 }
 
