@@ -7,6 +7,8 @@
 //!
 //! Options: --rate EVENTS_PER_S  --seconds N  --clients N (one target each, 300/s limit)
 //!          --batch N (events per POST)  --server PATH (default target/release/callbacks)
+//!          --ingest-token (the server gets --ingest-token-file; every POST sends
+//!          `Authorization: Bearer`, to measure what the perimeter costs)
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -83,6 +85,10 @@ async fn main() {
     let seconds: u64 = arg(&args, "--seconds", "20").parse().expect("--seconds");
     let clients: usize = arg(&args, "--clients", "32").parse().expect("--clients");
     let batch: usize = arg(&args, "--batch", "50").parse().expect("--batch");
+    let token = args
+        .iter()
+        .any(|a| a == "--ingest-token")
+        .then(|| "bench-ingest-token-0123456789abcdef".to_string());
     let server_bin = arg(
         &args,
         "--server",
@@ -114,7 +120,8 @@ async fn main() {
         )
         .unwrap();
     }
-    let mut child = Command::new(&server_bin)
+    let mut server = Command::new(&server_bin);
+    server
         .args([
             "serve",
             "--allow-http",
@@ -127,7 +134,13 @@ async fn main() {
         ])
         .arg(&config)
         .arg("--data-dir")
-        .arg(root.path().join("data"))
+        .arg(root.path().join("data"));
+    if let Some(t) = &token {
+        let file = root.path().join("ingest-tokens");
+        std::fs::write(&file, format!("{t}\n")).unwrap();
+        server.arg("--ingest-token-file").arg(&file);
+    }
+    let mut child = server
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -163,13 +176,15 @@ async fn main() {
             .map(|n| callbacks::sign::idempotency_key("/bench", &format!("bench-{n}")))
             .collect();
         let (http, url, accepted) = (http.clone(), format!("{base}/events"), accepted.clone());
+        let bearer = token.as_ref().map(|t| format!("Bearer {t}"));
         tasks.push(tokio::spawn(async move {
-            let r = http
+            let mut r = http
                 .post(url)
-                .header("content-type", "application/cloudevents-batch+json")
-                .body(serde_json::to_vec(&body).unwrap())
-                .send()
-                .await;
+                .header("content-type", "application/cloudevents-batch+json");
+            if let Some(b) = bearer {
+                r = r.header("authorization", b);
+            }
+            let r = r.body(serde_json::to_vec(&body).unwrap()).send().await;
             let ok = matches!(&r, Ok(r) if r.status().as_u16() == 202);
             let now = Instant::now();
             if ok {
@@ -208,7 +223,8 @@ async fn main() {
         .collect();
     lat.sort();
     let span = last.duration_since(first).as_secs_f64().max(1e-9);
-    println!("offered: {rate} events/s for {seconds} s in batches of {batch} over {clients} clients (1 target each, 300/s limit)");
+    println!("offered: {rate} events/s for {seconds} s in batches of {batch} over {clients} clients (1 target each, 300/s limit); ingest token: {}",
+        if token.is_some() { "on" } else { "off" });
     println!(
         "posted {total} events in {:.2} s; failed POSTs: {failures}",
         posted_in.as_secs_f64()
