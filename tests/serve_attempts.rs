@@ -17,34 +17,12 @@ use serve_support::{client_config, message_event, message_id_of, TargetSpec};
 #[tokio::test]
 async fn attempts_api_follows_queued_dead_lettered_and_delivered_callbacks() {
     let (root, config, data) = serve_support::dirs();
-    let recv_config = root.path().join("receiver");
-    std::fs::create_dir_all(&recv_config).unwrap();
-    let any_url = TargetSpec::new("t1", "http://127.0.0.1:9/cb".into());
-    serve_support::write_config(&recv_config, "c1", &client_config("c1", &[any_url]));
+    let recv_config = serve_support::receiver_config(root.path(), "c1");
     let (receiver, raddr) = Proc::receive(&recv_config, &["--json"]);
     let spec = TargetSpec::new("t1", format!("http://{raddr}/cb"));
     serve_support::write_config(&config, "c1", &client_config("c1", &[spec]));
-    let serve = Proc::start(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--allow-private-egress",
-            "--allow-http",
-            "--config",
-            config.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        root.path(),
-        &[],
-    );
-    let ingest = serve.wait_line(Duration::from_secs(20), |l| l.starts_with("listening on "));
-    let ingest = ingest.trim_start_matches("listening on ").to_string();
-    let admin = serve.wait_line(Duration::from_secs(5), |l| l.starts_with("admin on "));
-    let admin = Admin::new(admin.trim_start_matches("admin on ").to_string());
+    let (_serve, ingest, admin) = Proc::serve(&config, &data);
+    let admin = Admin::new(admin);
 
     let mut retrying = message_event("c1", "evt-retrying", "DELIVERED");
     retrying["data"]["messageReference"] = json!("force-503-always");

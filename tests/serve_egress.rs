@@ -65,17 +65,15 @@ async fn a_name_resolving_to_loopback_is_refused_unless_private_egress_is_allowe
     assert_eq!(server.terminate(), Some(0));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resolve_takes_name_equals_ip() {
+#[test]
+fn resolve_takes_name_equals_ip() {
     let (_root, config, data) = dirs();
-    let out = std::process::Command::new(serve_support::bin())
-        .args(["serve", "--resolve", "rebind.test:127.0.0.1", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = serve_support::serve_refusal(
+        &config,
+        &data,
+        "127.0.0.1:0",
+        &["--resolve", "rebind.test:127.0.0.1"],
+    );
+    assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("is not NAME=IP"), "{err}");
 }

@@ -30,32 +30,12 @@ fn find<'a>(logs: &'a [Value], message: &str, event_id: &str) -> Option<&'a Valu
 async fn default_logs_show_the_start_up_summary_a_retry_and_a_dead_letter_with_reasons() {
     let (root, config, data) = serve_support::dirs();
     // The receiver plays the same client (key, application id) as serve is configured with.
-    let recv_config = root.path().join("receiver");
-    std::fs::create_dir_all(&recv_config).unwrap();
-    let any_url = TargetSpec::new("t1", "http://127.0.0.1:9/cb".into());
-    serve_support::write_config(&recv_config, "c1", &client_config("c1", &[any_url]));
+    let recv_config = serve_support::receiver_config(root.path(), "c1");
     let (receiver, raddr) = Proc::receive(&recv_config, &["--json", "--fail-first", "1"]);
     let spec = TargetSpec::new("t1", format!("http://{raddr}/cb"));
     serve_support::write_config(&config, "c1", &client_config("c1", &[spec]));
-    let serve = Proc::start(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--allow-http",
-            "--allow-private-egress",
-            "--config",
-            config.to_str().unwrap(),
-            "--data-dir",
-            data.to_str().unwrap(),
-        ],
-        root.path(),
-        &[],
-    );
-    let listening = serve.wait_line(Duration::from_secs(20), |l| l.starts_with("listening on "));
-    let addr = listening
-        .trim_start_matches("listening on http://")
-        .to_string();
+    let (serve, ingest, _admin) = Proc::serve(&config, &data);
+    let addr = ingest.trim_start_matches("http://").to_string();
 
     let retried = message_event("c1", "evt-retried", "DELIVERED");
     let mut dead = message_event("c1", "evt-dead", "DELIVERED");

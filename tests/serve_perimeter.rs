@@ -11,7 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use serve_support::{
-    bin, client_config, dirs, message_event, wait_for, write_config, Receiver, Server, TargetSpec,
+    client_config, dirs, message_event, serve_refusal, validate_config, wait_for, write_config,
+    Receiver, Server, TargetSpec,
 };
 
 const TOKEN: &str = "ingest-token-0123456789abcdef";
@@ -120,22 +121,8 @@ async fn host_is_checked_when_configured() {
 #[test]
 fn a_non_loopback_listen_address_needs_authentication() {
     let (root, config, data) = dirs();
-    let out = Command::new(bin())
-        .args([
-            "serve",
-            "--listen",
-            "0.0.0.0:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--config",
-        ])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = serve_refusal(&config, &data, "0.0.0.0:0", &[]);
+    assert_eq!(code, Some(2));
     assert!(
         err.contains("without authentication") && err.contains("--ingest-token-file"),
         "{err}"
@@ -314,30 +301,11 @@ fn ssrf_endpoints_and_reserved_headers_are_refused_by_validate_config_and_serve(
         let mut doc = client_config("c1", &[TargetSpec::new("t", url.to_string())]);
         doc["targets"][0]["apiKey"]["headerName"] = (*header).into();
         write_config(&config, "c1", &doc);
-        let out = Command::new(bin())
-            .arg("validate-config")
-            .arg(&config)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{url} {header}: {err}");
+        let (code, err) = validate_config(&config, &[]);
+        assert_eq!(code, Some(1), "{url} {header}: {err}");
         assert!(err.contains(pointer), "{url} {header}: {err}");
-        let out = Command::new(bin())
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--admin-listen",
-                "127.0.0.1:0",
-                "--config",
-            ])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(&data)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{url} {header}: {err}");
+        let (code, err) = serve_refusal(&config, &data, "127.0.0.1:0", &[]);
+        assert_eq!(code, Some(2), "{url} {header}: {err}");
         assert!(err.contains(pointer), "serve: {url} {header}: {err}");
     }
     // A key with CR/LF is refused without being shown.
@@ -348,12 +316,7 @@ fn ssrf_endpoints_and_reserved_headers_are_refused_by_validate_config_and_serve(
     );
     doc["targets"][0]["apiKey"]["headerValue"] = "secret\r\nX-Injected: 1".into();
     write_config(&config, "c1", &doc);
-    let out = Command::new(bin())
-        .arg("validate-config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (_, err) = validate_config(&config, &[]);
     assert!(
         err.contains("/targets/0/apiKey/headerValue") && !err.contains("secret"),
         "{err}"
@@ -368,16 +331,8 @@ fn ssrf_endpoints_and_reserved_headers_are_refused_by_validate_config_and_serve(
             &[TargetSpec::new("t", "http://127.0.0.1:9000/cb".into())],
         ),
     );
-    let out = Command::new(bin())
-        .args(["validate-config", "--allow-http", "--allow-private-egress"])
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (code, err) = validate_config(&config, &["--allow-http", "--allow-private-egress"]);
+    assert_eq!(code, Some(0), "{err}");
 }
 
 /// 2,000 idle connections do not stop a valid POST or `/readyz`, and the header timeout

@@ -1,5 +1,6 @@
-//! Shared by the `receive*` and quick start tests: a `callbacks` child process whose stdout
-//! lines are collected as they come, killed when dropped.
+//! Shared by the `receive*`, quick start and `serve_*` tests that run `callbacks receive`: a
+//! `callbacks` child process whose stdout lines are collected as they come, killed when
+//! dropped; `receive` and `serve` started on free ports.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -53,6 +54,36 @@ impl Proc {
             lines,
             stderr,
         }
+    }
+
+    /// `callbacks serve --config CONFIG --data-dir DATA` at the default log level, both
+    /// listeners on free loopback ports, local endpoints allowed (`--allow-http
+    /// --allow-private-egress`), once it listens: the process, the ingest and the admin base
+    /// URLs (`http://ADDR`).
+    pub fn serve(config: &Path, data: &Path) -> (Proc, String, String) {
+        let (config, data) = (config.to_str().unwrap(), data.to_str().unwrap());
+        let p = Proc::start(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+                "--allow-http",
+                "--allow-private-egress",
+                "--config",
+                config,
+                "--data-dir",
+                data,
+            ],
+            Path::new("."),
+            &[],
+        );
+        let ingest = p.wait_line(Duration::from_secs(20), |l| l.starts_with("listening on "));
+        let admin = p.wait_line(Duration::from_secs(5), |l| l.starts_with("admin on "));
+        let ingest = ingest.trim_start_matches("listening on ").to_string();
+        let admin = admin.trim_start_matches("admin on ").to_string();
+        (p, ingest, admin)
     }
 
     /// `callbacks receive --listen 127.0.0.1:0 --config DIR EXTRA...`, once it listens.

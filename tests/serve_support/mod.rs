@@ -231,6 +231,16 @@ pub fn client_config(client_id: &str, targets: &[TargetSpec]) -> Value {
     })
 }
 
+/// The configuration directory of a `callbacks receive` that plays client `client_id` (its
+/// key and application id, as [`client_config`] makes them), under `root`.
+pub fn receiver_config(root: &Path, client_id: &str) -> PathBuf {
+    let dir = root.join("receiver");
+    std::fs::create_dir_all(&dir).unwrap();
+    let any_url = TargetSpec::new("t1", "http://127.0.0.1:9/cb".into());
+    write_config(&dir, client_id, &client_config(client_id, &[any_url]));
+    dir
+}
+
 pub fn write_config(dir: &Path, client_id: &str, doc: &Value) {
     // Write then rename, so the server never reads half a file.
     let tmp = dir.join(format!(".{client_id}.tmp"));
@@ -425,6 +435,44 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Runs a `callbacks serve` that is expected to refuse to start: `--listen LISTEN`, the admin
+/// listener on a free port, the directories, then `extra`. Its exit code and stderr.
+pub fn serve_refusal(
+    config_dir: &Path,
+    data_dir: &Path,
+    listen: &str,
+    extra: &[&str],
+) -> (Option<i32>, String) {
+    let out = Command::new(bin())
+        .args(["serve", "--listen", listen, "--admin-listen", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(config_dir)
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `callbacks validate-config EXTRA... DIR`: its exit code and stderr.
+pub fn validate_config(config_dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(bin())
+        .arg("validate-config")
+        .args(extra)
+        .arg(config_dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// `callbacks dlq list --json` (optionally of one client).
