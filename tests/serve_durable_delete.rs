@@ -9,8 +9,7 @@ mod serve_support;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use serve_support::{client_config, dirs, key_of, message_event, wait_for, write_config};
-use serve_support::{Receiver, Server, TargetSpec};
+use serve_support::{key_of, message_event, one_client, wait_for, Server};
 
 fn rows(db: &rusqlite::Connection) -> i64 {
     db.query_row("SELECT count(*) FROM callbacks", [], |r| r.get(0))
@@ -19,13 +18,7 @@ fn rows(db: &rusqlite::Connection) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivered_callback_whose_delete_cannot_commit_is_never_sent_again() {
-    let receiver = Receiver::start().await;
-    let (_root, config, data) = dirs();
-    write_config(
-        &config,
-        "c1",
-        &client_config("c1", &[TargetSpec::new("t", receiver.url("cb"))]),
-    );
+    let (receiver, _root, config, data) = one_client().await;
     let server = Server::start(&config, &data);
     let db = rusqlite::Connection::open(data.join("callbacks.db")).unwrap();
     db.busy_timeout(Duration::from_secs(5)).unwrap();

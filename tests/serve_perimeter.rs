@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use serve_support::{
-    client_config, dirs, message_event, serve_refusal, validate_config, wait_for, write_config,
-    Receiver, Server, TargetSpec,
+    client_config, dirs, message_event, one_client, serve_refusal, validate_config, wait_for,
+    write_config, Receiver, Server, TargetSpec,
 };
 
 const TOKEN: &str = "ingest-token-0123456789abcdef";
@@ -38,13 +38,7 @@ async fn post(url: &str, headers: &[(&str, &str)], body: &serde_json::Value) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_event_is_refused_without_the_token() {
-    let receiver = Receiver::start().await;
-    let (root, config, data) = dirs();
-    write_config(
-        &config,
-        "c1",
-        &client_config("c1", &[TargetSpec::new("t", receiver.url("cb"))]),
-    );
+    let (receiver, root, config, data) = one_client().await;
     let tokens = token_file(root.path());
     let server = Server::start_with(
         &config,
@@ -509,13 +503,7 @@ async fn a_full_disk_answers_503_and_recovers_by_itself() {
 /// directory keeps the last good configuration, loudly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_removal_is_logged_and_counted() {
-    let receiver = Receiver::start().await;
-    let (_root, config, data) = dirs();
-    write_config(
-        &config,
-        "c1",
-        &client_config("c1", &[TargetSpec::new("t", receiver.url("cb"))]),
-    );
+    let (receiver, _root, config, data) = one_client().await;
     let server = Server::start(&config, &data);
     std::fs::remove_file(config.join("c1.json")).unwrap();
     wait_for(Duration::from_secs(10), "the removal", || {

@@ -231,6 +231,19 @@ pub fn client_config(client_id: &str, targets: &[TargetSpec]) -> Value {
     })
 }
 
+/// A recording receiver and fresh directories (root, config, data) whose configuration holds
+/// client `c1` with one target `t` posting to the receiver's `/cb`.
+pub async fn one_client() -> (Receiver, tempfile::TempDir, PathBuf, PathBuf) {
+    let receiver = Receiver::start().await;
+    let (root, config, data) = dirs();
+    write_config(
+        &config,
+        "c1",
+        &client_config("c1", &[TargetSpec::new("t", receiver.url("cb"))]),
+    );
+    (receiver, root, config, data)
+}
+
 /// The configuration directory of a `callbacks receive` that plays client `client_id` (its
 /// key and application id, as [`client_config`] makes them), under `root`.
 pub fn receiver_config(root: &Path, client_id: &str) -> PathBuf {
