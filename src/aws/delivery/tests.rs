@@ -426,6 +426,14 @@ fn settings_come_from_the_environment() {
     assert_eq!(s.state_table.as_deref(), Some("t"));
     assert_eq!(s.concurrency, ConcurrencyCap::Fixed(4));
     assert_eq!(s.sqs_url_base.as_deref(), Some("http://127.0.0.1:5000"));
+    assert!(!s.allow_private_egress, "the egress guard is on by default");
+    let allowed = DeliveryLambdaSettings::from_lookup(|k| match k {
+        "CLIENT_CONFIG_BUCKET" => Some("b".into()),
+        "ALLOW_PRIVATE_EGRESS" => Some("true".into()),
+        _ => None,
+    })
+    .expect("settings");
+    assert!(allowed.allow_private_egress);
     let e = DeliveryLambdaSettings::from_lookup(|_| None).expect_err("bucket");
     assert_eq!(e.name, "CLIENT_CONFIG_BUCKET");
     let bad = DeliveryLambdaSettings::from_lookup(|k| match k {
@@ -451,4 +459,60 @@ fn bodies_are_read_from_envelopes_or_details() {
         serde_json::to_value(&r).expect("json"),
         json!({"batchItemFailures": [{"itemIdentifier": "m"}]})
     );
+}
+
+/// The Lambda's senders apply the egress guard of `callbacks serve` (one implementation):
+/// a loopback or metadata endpoint is refused before any connection unless allowed.
+#[tokio::test]
+async fn the_lambda_sender_refuses_non_public_endpoints_unless_allowed() {
+    let target = TargetKey {
+        client_id: "c".into(),
+        target_id: "t".into(),
+    };
+    let settings = crate::config::DeliverySettings::defaults(10);
+    let body = bytes::Bytes::from_static(b"{}");
+    let headers = Vec::new();
+    for url in ["https://127.0.0.1:9/cb", "https://169.254.169.254/latest"] {
+        let request = Request {
+            url,
+            headers: &headers,
+            body: &body,
+        };
+        let strict = sender::HttpSenders::new(None, false)
+            .send(&target, &settings, request)
+            .await;
+        match &strict.outcome {
+            AttemptOutcome::Invalid(reason) => {
+                assert!(reason.contains("egress refused"), "{reason}")
+            }
+            other => panic!("{url}: {other:?}"),
+        }
+        // Allowed: a connection is tried (loopback only; nothing listens on port 9).
+        if url.contains("127.0.0.1") {
+            let lax = sender::HttpSenders::new(None, true)
+                .send(&target, &settings, request)
+                .await;
+            assert!(
+                matches!(&lax.outcome, AttemptOutcome::Connection(_)),
+                "{url}: {:?}",
+                lax.outcome
+            );
+        }
+    }
+    // A name resolving to loopback: refused by the resolver, before connecting (retryable).
+    let request = Request {
+        url: "https://localhost:9/cb",
+        headers: &headers,
+        body: &body,
+    };
+    let named = sender::HttpSenders::new(None, false)
+        .send(&target, &settings, request)
+        .await;
+    match &named.outcome {
+        AttemptOutcome::Connection(reason) => assert!(
+            reason.contains("egress refused: localhost resolves only to non-public addresses"),
+            "{reason}"
+        ),
+        other => panic!("localhost: {other:?}"),
+    }
 }
