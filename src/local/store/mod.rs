@@ -12,6 +12,7 @@
 //! beside the writer.
 
 mod dlq;
+mod journal;
 mod schema;
 mod writer;
 
@@ -265,6 +266,7 @@ impl Store {
         })?;
         let mut conn = schema::open_conn(&path)?;
         schema::migrate(&mut conn)?;
+        journal::apply(&mut conn, data_dir)?;
         {
             use std::os::unix::fs::PermissionsExt;
             let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
@@ -280,7 +282,10 @@ impl Store {
         let writer_stats = stats.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer::writer_loop(conn, rx, writer_stats))
+            .spawn({
+                let dir = data_dir.to_path_buf();
+                move || writer::writer_loop(conn, rx, writer_stats, &dir)
+            })
             .map_err(|source| StoreError::DataDir {
                 path: path.display().to_string(),
                 source,

@@ -2,7 +2,8 @@
 //! (group commit, `synchronous=FULL`). A failed commit is retried (with a pause) and counted;
 //! when it keeps failing, the ingest requests in the group are answered with the error (they
 //! were not accepted: the sender gets a 503) and the delivery outcomes are kept for the next
-//! group, so nothing a worker reported is dropped.
+//! group, so nothing a worker reported is dropped; the ids of delivered callbacks among them
+//! are also recorded in `delivered.pending` ([`super::journal`]) until they commit.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -104,8 +105,10 @@ pub(super) fn writer_loop(
     mut conn: Connection,
     mut rx: mpsc::Receiver<Cmd>,
     stats: Arc<WriterStats>,
+    dir: &std::path::Path,
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
+    let mut journaled = false;
     loop {
         // A group that failed still holds its delivery outcomes: they go first.
         if group.is_empty() {
@@ -125,6 +128,14 @@ pub(super) fn writer_loop(
         stats
             .pending_writes
             .store(group.len() as u64, Ordering::Relaxed);
+        let deletes: Vec<i64> = group
+            .iter()
+            .filter_map(|c| match c {
+                Cmd::Delivered(id) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        super::journal::follow(dir, &deletes, &mut journaled);
     }
     tracing::debug!("store writer stopped");
 }
