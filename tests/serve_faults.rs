@@ -114,7 +114,7 @@ async fn permanent_errors_go_to_the_clients_dlq_and_replay_delivers_them() {
 
     // The client is fixed; replay one entry by id, then the rest by client.
     recv.set("p", Behavior::Ok);
-    let first = dlq[0]["id"].as_i64().unwrap().to_string();
+    let first = dlq[0]["id"].as_str().unwrap().to_string();
     let (ok, text) = dlq_cmd(&["replay", "--id", &first], &data);
     assert!(ok, "{text}");
     assert!(text.contains("re-queued 1"), "{text}");

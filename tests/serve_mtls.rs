@@ -78,7 +78,7 @@ async fn serve_delivers_with_a_client_certificate_and_dead_letters_an_untrusted_
     assert_eq!(dlq[0]["targetId"], "untrusted");
     let history = dlq[0]["history"].as_array().expect("history");
     assert!(!history.is_empty());
-    let error = history[0]["error"]
+    let error = history[0]["outcome"]
         .as_str()
         .unwrap_or_default()
         .to_lowercase();

@@ -143,7 +143,7 @@ async fn replay_after_rotation_and_a_removed_target_is_dead_lettered() {
         .into_iter()
         .find(|e| e["targetId"] == "t1")
         .unwrap();
-    let (ok, text) = dlq_cmd(&["replay", "--id", &t1["id"].to_string()], &data);
+    let (ok, text) = dlq_cmd(&["replay", "--id", t1["id"].as_str().unwrap()], &data);
     assert!(ok, "{text}");
     wait_for(Duration::from_secs(10), "the replayed callback", || {
         !recv.delivered_keys("p").is_empty()

@@ -1,54 +1,38 @@
 //! The dead-letter listing of `callbacks dlq list`, the same for every backend (the SQLite
-//! store of `callbacks serve`, an https-mode client DLQ on SQS): a JSON array with each entry's
-//! full record, or a header and one tab-separated line per entry.
+//! store of `callbacks serve`, an https-mode or API-destination DLQ on SQS): a JSON array of
+//! [`DeadLetterRecord`]s, or a header and one tab-separated line per entry.
 
-use std::borrow::Cow;
 use std::io::{self, Write};
 
-use serde::Serialize;
+use super::record::DeadLetterRecord;
 
 /// The header of the tab-separated listing.
 pub const HEADER: &str = "id\tclient\ttarget\tmessageId\tattempts\tlastOutcome\tdeadAt\treason";
 
-/// One line of the tab-separated listing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line<'a> {
-    pub id: Cow<'a, str>,
-    pub client_id: &'a str,
-    pub target_id: &'a str,
-    pub message_id: &'a str,
-    pub attempts: u32,
-    pub last_outcome: Cow<'a, str>,
-    pub dead_at: &'a str,
-    pub reason: &'a str,
-}
-
-/// Writes `entries` as a JSON array (`json`) or as the tab-separated listing, `line` giving
-/// each entry's columns. Entries must not hold request headers (they carry the API key).
-pub fn write<T: Serialize>(
+/// Writes `entries` as a JSON array (`json`) or as the tab-separated listing.
+pub fn write<'a>(
     out: &mut impl Write,
-    entries: &[T],
+    entries: impl IntoIterator<Item = &'a DeadLetterRecord>,
     json: bool,
-    line: impl Fn(&T) -> Line<'_>,
 ) -> io::Result<()> {
+    let entries: Vec<&DeadLetterRecord> = entries.into_iter().collect();
     if json {
-        serde_json::to_writer_pretty(&mut *out, entries)?;
+        serde_json::to_writer_pretty(&mut *out, &entries)?;
         return writeln!(out);
     }
     writeln!(out, "{HEADER}")?;
     for e in entries {
-        let l = line(e);
         writeln!(
             out,
             "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-            l.id,
-            l.client_id,
-            l.target_id,
-            l.message_id,
-            l.attempts,
-            l.last_outcome,
-            l.dead_at,
-            l.reason
+            e.id,
+            e.client_id,
+            e.target_id,
+            e.message_id,
+            e.attempts,
+            e.last_outcome,
+            e.dead_at,
+            e.reason
         )?;
     }
     Ok(())
@@ -58,45 +42,43 @@ pub fn write<T: Serialize>(
 mod tests {
     use super::*;
 
-    #[derive(Serialize)]
-    struct Entry {
-        id: u32,
-        reason: String,
-    }
-
-    fn line(e: &Entry) -> Line<'_> {
-        Line {
-            id: e.id.to_string().into(),
-            client_id: "c",
-            target_id: "t",
-            message_id: "m",
+    fn entry() -> DeadLetterRecord {
+        DeadLetterRecord {
+            id: "7".into(),
+            client_id: "c".into(),
+            target_id: "t".into(),
+            event_id: "e".into(),
+            message_id: "m".into(),
+            traceparent: None,
+            subscription_ids: vec![],
             attempts: 2,
+            first_attempt_at: None,
             last_outcome: "HTTP 500".into(),
-            dead_at: "2025-01-01T00:00:00Z",
-            reason: &e.reason,
+            dead_at: "2025-01-01T00:00:00.000Z".into(),
+            reason: "retry budget spent".into(),
+            history: vec![],
+            source_queue_url: None,
+            payload: serde_json::Value::Null,
         }
     }
 
     #[test]
     fn tab_separated_under_a_header_or_a_json_array() {
-        let entries = [Entry {
-            id: 7,
-            reason: "retry budget spent".into(),
-        }];
+        let entries = [entry()];
         let mut text = Vec::new();
-        write(&mut text, &entries, false, line).expect("write");
+        write(&mut text, &entries, false).expect("write");
         assert_eq!(
             String::from_utf8(text).expect("utf8"),
             format!(
-                "{HEADER}\n7\tc\tt\tm\t2\tHTTP 500\t2025-01-01T00:00:00Z\tretry budget spent\n"
+                "{HEADER}\n7\tc\tt\tm\t2\tHTTP 500\t2025-01-01T00:00:00.000Z\tretry budget spent\n"
             )
         );
         let mut json = Vec::new();
-        write(&mut json, &entries, true, line).expect("write");
+        write(&mut json, &entries, true).expect("write");
         let v: serde_json::Value = serde_json::from_slice(&json).expect("json");
-        assert_eq!(
-            v,
-            serde_json::json!([{"id": 7, "reason": "retry budget spent"}])
-        );
+        assert_eq!(v[0]["id"], "7");
+        assert_eq!(v[0]["lastOutcome"], "HTTP 500");
+        assert_eq!(v[0]["sourceQueueUrl"], serde_json::Value::Null);
+        assert_eq!(v.as_array().map(Vec::len), Some(1));
     }
 }

@@ -9,6 +9,7 @@ pub mod http;
 pub mod listing;
 pub mod policy;
 pub mod rate;
+pub mod record;
 pub mod request;
 
 use crate::config::DeliverySettings;
@@ -20,6 +21,7 @@ pub use policy::{
     AttemptOutcome, Backoff, Class, DeadLetterReason, Decision, RetryAfter, RetryPolicy,
 };
 pub use rate::TokenBucket;
+pub use record::{rfc3339, rfc3339_ms, AttemptRecord, DeadLetterRecord, TargetKey, MAX_HISTORY};
 pub use request::Endpoint;
 
 /// The retry policy of a target's delivery settings.

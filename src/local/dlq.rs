@@ -5,8 +5,8 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::store::{self, DlqEntry, StoreError};
-use crate::deliver::listing;
+use super::store::{self, StoreError};
+use crate::deliver::{listing, DeadLetterRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DlqError {
@@ -19,7 +19,10 @@ pub enum DlqError {
 }
 
 /// Dead letters, oldest first.
-pub fn entries(data_dir: &Path, client_id: Option<&str>) -> Result<Vec<DlqEntry>, DlqError> {
+pub fn entries(
+    data_dir: &Path,
+    client_id: Option<&str>,
+) -> Result<Vec<DeadLetterRecord>, DlqError> {
     let conn = store::open_db(data_dir)?;
     Ok(store::list_dlq(&conn, client_id)?)
 }
@@ -33,16 +36,7 @@ pub fn list(
     out: &mut impl Write,
 ) -> Result<usize, DlqError> {
     let entries = entries(data_dir, client_id)?;
-    listing::write(out, &entries, json, |e: &DlqEntry| listing::Line {
-        id: e.id.to_string().into(),
-        client_id: &e.client_id,
-        target_id: &e.target_id,
-        message_id: &e.message_id,
-        attempts: e.attempts,
-        last_outcome: e.last_outcome().into(),
-        dead_at: &e.dead_at,
-        reason: &e.reason,
-    })?;
+    listing::write(out, &entries, json)?;
     Ok(entries.len())
 }
 

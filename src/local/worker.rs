@@ -17,20 +17,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::DeliverySettings;
+pub use crate::deliver::TargetKey;
 use crate::deliver::{
-    self, policy, Admission, Attempt, AttemptOutcome, CircuitBreaker, DeadLetterReason, Decision,
-    Egress, Endpoint, HttpSender, Request, RetryPolicy, SenderError, TokenBucket,
+    self, policy, record, Admission, Attempt, AttemptOutcome, AttemptRecord, CircuitBreaker,
+    DeadLetterReason, Decision, Egress, Endpoint, HttpSender, Request, RetryPolicy, SenderError,
+    TokenBucket,
 };
 
 use super::metrics::{Metrics, TargetMetrics};
-use super::store::{now_ms, rfc3339, AttemptRecord, QueuedCallback, Store, MAX_HISTORY};
-
-/// Identifies a worker.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TargetKey {
-    pub client_id: String,
-    pub target_id: String,
-}
+use super::store::{now_ms, QueuedCallback, Store};
 
 /// Callbacks kept in memory per target (the rest stays on disk until there is room).
 const WINDOW: usize = 1024;
@@ -433,20 +428,9 @@ impl Worker {
         }
         self.publish_circuit(now_i);
         job.attempts += 1;
-        let (status, error) = match &attempt.outcome {
-            AttemptOutcome::Status { status, .. } => (Some(*status), None),
-            other => (None, Some(other.describe())),
-        };
-        job.history.push(AttemptRecord {
-            at: rfc3339(super::store::to_ms(attempt.started)),
-            status,
-            error,
-            duration_ms: u64::try_from(attempt.duration.as_millis()).unwrap_or(u64::MAX),
-        });
-        if job.history.len() > MAX_HISTORY {
-            let extra = job.history.len() - MAX_HISTORY;
-            job.history.drain(..extra);
-        }
+        let record = AttemptRecord::of(&attempt);
+        let status = record.status;
+        record::push_history(&mut job.history, record);
         let now = now_ms();
         let age = Duration::from_millis(u64::try_from(now - job.created_at_ms).unwrap_or(0));
         let decision =

@@ -12,12 +12,12 @@ use std::collections::{HashMap, HashSet};
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
-use serde::Serialize;
 use serde_json::Value;
 
 use super::sqs::attr;
-use super::{parse_body, rfc3339, AttemptRecord};
+use super::{parse_body, AttemptRecord};
 use crate::aws::replay::dead_letters::EventBridgeFailure;
+use crate::deliver::record::{last_outcome, rfc3339_ms, DeadLetterRecord};
 
 /// How long listed messages stay invisible while the listing runs.
 const PEEK_VISIBILITY_SECONDS: i32 = 60;
@@ -41,34 +41,23 @@ fn sqs_err(call: &'static str, e: impl std::error::Error + 'static) -> SqsDlqErr
     }
 }
 
-/// One dead letter.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// One dead letter: its [`DeadLetterRecord`] (what `dlq list` shows) and what a replay needs.
+#[derive(Debug, Clone)]
 pub struct SqsDlqEntry {
-    /// The SQS message id (what `--sqs-message-id` selects).
-    pub id: String,
-    pub client_id: String,
-    pub target_id: String,
-    pub message_id: String,
-    pub event_id: String,
-    pub attempts: u32,
-    pub last_outcome: String,
-    /// When it reached the DLQ (`SentTimestamp`).
-    pub dead_at: String,
-    pub reason: String,
-    pub first_attempt_at: Option<String>,
-    pub history: Vec<AttemptRecord>,
-    pub source_queue_url: Option<String>,
-    /// The callback body (`detail.payload`).
-    pub payload: Value,
-    #[serde(skip)]
+    /// `id` is the SQS message id (what `--sqs-message-id` selects).
+    pub record: DeadLetterRecord,
     pub(crate) body: String,
-    #[serde(skip)]
     pub(crate) receipt_handle: String,
     /// EventBridge gave up on an API destination: the entry goes back on the Callbacks bus
     /// (`aws::replay::dead_letters`), not to a client queue.
-    #[serde(skip)]
     pub api_destination: bool,
+}
+
+impl std::ops::Deref for SqsDlqEntry {
+    type Target = DeadLetterRecord;
+    fn deref(&self) -> &DeadLetterRecord {
+        &self.record
+    }
 }
 
 fn attr_str(m: &Message, name: &str) -> Option<String> {
@@ -78,7 +67,8 @@ fn attr_str(m: &Message, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn entry(m: &Message) -> SqsDlqEntry {
+/// Reads one DLQ message (its body, message attributes and system attributes).
+pub fn entry(m: &Message) -> SqsDlqEntry {
     let body = m.body().unwrap_or_default().to_string();
     let parsed = parse_body(&body).ok();
     let field = |attr_name: &str, f: fn(&super::CallbackEvent) -> &str| {
@@ -96,12 +86,17 @@ fn entry(m: &Message) -> SqsDlqEntry {
     let reason = attr_str(m, attr::REASON)
         .or_else(|| failure.as_ref().map(EventBridgeFailure::reason))
         .unwrap_or_else(|| "moved by SQS (maxReceiveCount reached)".to_string());
-    SqsDlqEntry {
+    let record = DeadLetterRecord {
         id: m.message_id().unwrap_or_default().to_string(),
         client_id: field(attr::CLIENT_ID, |e| &e.client_id),
         target_id: field(attr::TARGET_ID, |e| &e.target_id),
         message_id: field(attr::MESSAGE_ID, |e| &e.message_id),
         event_id: field(attr::EVENT_ID, |e| &e.event_id),
+        traceparent: parsed.as_ref().and_then(|e| e.traceparent.clone()),
+        subscription_ids: parsed
+            .as_ref()
+            .map(|e| e.subscription_ids.clone())
+            .unwrap_or_default(),
         attempts: attr_str(m, attr::ATTEMPTS)
             .and_then(|a| a.parse().ok())
             .or_else(|| failure.as_ref().and_then(|f| f.retry_attempts))
@@ -113,16 +108,20 @@ fn entry(m: &Message) -> SqsDlqEntry {
             .unwrap_or(0),
         last_outcome: attr_str(m, attr::LAST_OUTCOME)
             .or_else(|| failure.as_ref().map(|f| f.error_code.clone()))
-            .unwrap_or_else(|| "-".into()),
+            .unwrap_or_else(|| last_outcome(&history)),
         dead_at: sys(MessageSystemAttributeName::SentTimestamp)
-            .and_then(|t| t.parse::<u64>().ok())
-            .map(|t| rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(t)))
+            .and_then(|t| t.parse::<i64>().ok())
+            .map(rfc3339_ms)
             .unwrap_or_default(),
         reason,
-        first_attempt_at: attr_str(m, attr::FIRST_ATTEMPT_AT),
+        first_attempt_at: attr_str(m, attr::FIRST_ATTEMPT_AT)
+            .or_else(|| history.first().map(|a| a.at.clone())),
         history,
         source_queue_url: attr_str(m, attr::SOURCE_QUEUE_URL),
         payload: parsed.map(|e| e.payload).unwrap_or(Value::Null),
+    };
+    SqsDlqEntry {
+        record,
         body,
         receipt_handle: m.receipt_handle().unwrap_or_default().to_string(),
         api_destination: failure.is_some_and(|f| f.is_api_destination()),

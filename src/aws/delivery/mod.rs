@@ -46,7 +46,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::{CircuitSettings, ClientSettings, DeliverySettings};
-use crate::deliver::{self, Attempt, AttemptOutcome, Decision, Request, TokenBucket};
+use crate::deliver::{self, record, Attempt, Decision, Request, TokenBucket};
+pub use crate::deliver::{rfc3339, AttemptRecord, TargetKey, MAX_HISTORY};
 use crate::schema::types::{ChannelStatusCallback, DeliveryMode, MessageStatusCallback};
 use crate::transform::{self, Payload};
 
@@ -60,8 +61,6 @@ pub const CONFIG_FAULT_RETRY: Duration = Duration::from_secs(30);
 pub const RETENTION_MARGIN: Duration = Duration::from_secs(300);
 /// An attempt must be able to finish this long before the Lambda's deadline.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
-/// Attempt histories kept in a dead letter (the most recent ones).
-pub const MAX_HISTORY: usize = 100;
 
 // ---------------------------------------------------------------------------------------------
 // Input and output of the Lambda
@@ -190,13 +189,6 @@ pub fn typed_payload(payload: Value) -> Result<Payload, String> {
 // Ports
 // ---------------------------------------------------------------------------------------------
 
-/// A client target: the key of its token bucket, circuit breaker and HTTP client.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TargetKey {
-    pub client_id: String,
-    pub target_id: String,
-}
-
 /// What the handler needs to know about a source queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueInfo {
@@ -215,38 +207,6 @@ pub struct QueueInfo {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("queue: {0}")]
 pub struct QueueFault(pub String);
-
-/// One attempt as kept in the history (and in a dead letter's `attemptHistory`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AttemptRecord {
-    /// When the attempt started (RFC 3339, UTC, milliseconds).
-    pub at: String,
-    /// `HTTP 503`, `timeout`, `connection error: ...` (never a header value or the URL).
-    pub outcome: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    pub duration_ms: u64,
-}
-
-impl AttemptRecord {
-    pub fn of(attempt: &Attempt) -> Self {
-        AttemptRecord {
-            at: rfc3339(attempt.started),
-            outcome: attempt.outcome.describe(),
-            status: match attempt.outcome {
-                AttemptOutcome::Status { status, .. } => Some(status),
-                _ => None,
-            },
-            duration_ms: u64::try_from(attempt.duration.as_millis()).unwrap_or(u64::MAX),
-        }
-    }
-}
-
-/// RFC 3339 in UTC with milliseconds.
-pub fn rfc3339(t: SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
 
 /// A callback on its way to the client's DLQ. The body is the queue message body unchanged (a
 /// replay puts it back on the client's queue as it was).
@@ -659,9 +619,7 @@ impl<Q: QueueOps, S: Sender, C: ConfigSource, D: DeliveryState> Delivery<Q, S, C
         let made_now = u32::try_from(this_invocation.len()).unwrap_or(u32::MAX);
         let mut history = self.state.history(&rec.message_id).await;
         history.extend(this_invocation);
-        if history.len() > MAX_HISTORY {
-            history.drain(..history.len() - MAX_HISTORY);
-        }
+        record::trim_history(&mut history);
         // Without a full history (per-environment state, or a store that lost it), the
         // earlier receives are the earlier attempts, plus the attempts of this receive.
         let attempts = u32::try_from(history.len()).unwrap_or(u32::MAX).max(

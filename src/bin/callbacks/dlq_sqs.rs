@@ -82,18 +82,7 @@ async fn client() -> aws_sdk_sqs::Client {
 async fn list(url: &str, client_id: Option<&str>, json: bool) -> anyhow::Result<()> {
     let entries = dlq::list(&client().await, url, client_id).await?;
     let mut out = std::io::stdout().lock();
-    listing::write(&mut out, &entries, json, |e: &dlq::SqsDlqEntry| {
-        listing::Line {
-            id: e.id.as_str().into(),
-            client_id: &e.client_id,
-            target_id: &e.target_id,
-            message_id: &e.message_id,
-            attempts: e.attempts,
-            last_outcome: e.last_outcome.as_str().into(),
-            dead_at: &e.dead_at,
-            reason: &e.reason,
-        }
-    })?;
+    listing::write(&mut out, entries.iter().map(|e| &e.record), json)?;
     Ok(())
 }
 

@@ -172,7 +172,7 @@ fn circuit_name(v: u8) -> &'static str {
 }
 
 fn at(ms: i64) -> Option<String> {
-    (ms > 0).then(|| store::rfc3339(ms))
+    (ms > 0).then(|| store::rfc3339_ms(ms))
 }
 
 async fn summary(

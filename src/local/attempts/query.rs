@@ -4,7 +4,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::Serialize;
 
-use crate::local::store::{rfc3339, AttemptRecord, StoreError};
+use crate::local::store::{rfc3339_ms, AttemptRecord, StoreError};
 
 /// Where a callback is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -56,12 +56,20 @@ fn view(r: &Row<'_>, state: State) -> rusqlite::Result<CallbackView> {
         target_id: r.get(2)?,
         event_id: r.get(3)?,
         message_id: r.get(4)?,
-        created_at: rfc3339(r.get(5)?),
+        created_at: rfc3339_ms(r.get(5)?),
         attempts: u32::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
         history: serde_json::from_str(&history).unwrap_or_default(),
-        next_attempt_at: if dead { None } else { Some(rfc3339(r.get(8)?)) },
+        next_attempt_at: if dead {
+            None
+        } else {
+            Some(rfc3339_ms(r.get(8)?))
+        },
         dlq_id: if dead { Some(r.get(8)?) } else { None },
-        dead_lettered_at: if dead { Some(rfc3339(r.get(9)?)) } else { None },
+        dead_lettered_at: if dead {
+            Some(rfc3339_ms(r.get(9)?))
+        } else {
+            None
+        },
         reason: if dead { Some(r.get(10)?) } else { None },
     })
 }

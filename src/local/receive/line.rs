@@ -29,7 +29,7 @@ pub struct Line {
 impl Line {
     pub fn new(path: &str, verdict: &Verdict<'_>) -> Line {
         Line {
-            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            time: crate::deliver::rfc3339(std::time::SystemTime::now()),
             path: path.to_string(),
             client_id: verdict.endpoint.map(|e| e.client_id.clone()),
             target_id: verdict.endpoint.map(|e| e.target_id.clone()),

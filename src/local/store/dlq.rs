@@ -2,30 +2,38 @@
 
 use rusqlite::{params, Connection};
 
-use super::{now_ms, parse_history, rfc3339, DlqEntry, StoreError};
+use super::{now_ms, parse_history, rfc3339_ms, StoreError};
+use crate::deliver::record::{last_outcome, DeadLetterRecord};
 
 /// Dead letters, oldest first, optionally of one client.
-pub fn list_dlq(conn: &Connection, client_id: Option<&str>) -> Result<Vec<DlqEntry>, StoreError> {
+pub fn list_dlq(
+    conn: &Connection,
+    client_id: Option<&str>,
+) -> Result<Vec<DeadLetterRecord>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT id, client_id, target_id, event_id, message_id, created_at_ms, dead_at_ms, attempts, history,
+        "SELECT id, client_id, target_id, event_id, message_id, dead_at_ms, attempts, history,
                 reason, body, traceparent, subscription_ids
          FROM dlq WHERE (?1 IS NULL OR client_id = ?1) ORDER BY id",
     )?;
     let rows = stmt.query_map([client_id], |r| {
-        Ok(DlqEntry {
-            id: r.get(0)?,
+        let history = parse_history(&r.get::<_, String>(7)?);
+        let body: Vec<u8> = r.get(9)?;
+        Ok(DeadLetterRecord {
+            id: r.get::<_, i64>(0)?.to_string(),
             client_id: r.get(1)?,
             target_id: r.get(2)?,
             event_id: r.get(3)?,
             message_id: r.get(4)?,
-            created_at: rfc3339(r.get(5)?),
-            dead_at: rfc3339(r.get(6)?),
-            attempts: u32::try_from(r.get::<_, i64>(7)?).unwrap_or(0),
-            history: parse_history(&r.get::<_, String>(8)?),
-            reason: r.get(9)?,
-            body: String::from_utf8_lossy(&r.get::<_, Vec<u8>>(10)?).into_owned(),
-            traceparent: r.get(11)?,
-            subscription_ids: serde_json::from_str(&r.get::<_, String>(12)?).unwrap_or_default(),
+            dead_at: rfc3339_ms(r.get(5)?),
+            attempts: u32::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
+            first_attempt_at: history.first().map(|a| a.at.clone()),
+            last_outcome: last_outcome(&history),
+            history,
+            reason: r.get(8)?,
+            payload: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+            traceparent: r.get(10)?,
+            subscription_ids: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
+            source_queue_url: None,
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)

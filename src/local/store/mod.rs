@@ -23,9 +23,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use rusqlite::{params, Connection};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 
+pub use crate::deliver::{rfc3339_ms, AttemptRecord, MAX_HISTORY};
 pub use dlq::{list_dlq, replay_dlq};
 pub use schema::{open_db, SCHEMA_VERSION};
 use writer::Cmd;
@@ -35,8 +35,6 @@ pub use writer::WriterStats;
 pub const DB_FILE: &str = "callbacks.db";
 /// The lock file that keeps a second server off the same data directory.
 pub const LOCK_FILE: &str = "serve.lock";
-/// Attempt records kept per callback (the count of attempts is always exact).
-pub const MAX_HISTORY: usize = 100;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -71,27 +69,6 @@ pub fn now_ms() -> i64 {
 pub fn to_ms(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// RFC 3339 (UTC, milliseconds) of epoch milliseconds.
-pub fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(ms).map_or_else(
-        || ms.to_string(),
-        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-    )
-}
-
-/// One attempt in a callback's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AttemptRecord {
-    /// When the attempt started (RFC 3339).
-    pub at: String,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub error: Option<String>,
-    pub duration_ms: u64,
 }
 
 /// A callback to queue: the exact body and the routing ids (no URL, no headers, no key).
@@ -175,39 +152,6 @@ impl std::fmt::Debug for QueuedCallback {
             .field("message_id", &self.message_id)
             .field("attempts", &self.attempts)
             .finish_non_exhaustive()
-    }
-}
-
-/// A dead-lettered callback: body and routing ids (no request headers are stored).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DlqEntry {
-    pub id: i64,
-    pub client_id: String,
-    pub target_id: String,
-    pub event_id: String,
-    pub message_id: String,
-    pub traceparent: Option<String>,
-    pub subscription_ids: Vec<String>,
-    pub created_at: String,
-    pub dead_at: String,
-    pub attempts: u32,
-    pub reason: String,
-    pub history: Vec<AttemptRecord>,
-    /// The request body, as sent.
-    pub body: String,
-}
-
-impl DlqEntry {
-    /// The last attempt's outcome, for one-line listings.
-    pub fn last_outcome(&self) -> String {
-        match self.history.last() {
-            Some(AttemptRecord {
-                status: Some(s), ..
-            }) => format!("HTTP {s}"),
-            Some(AttemptRecord { error: Some(e), .. }) => e.clone(),
-            _ => "-".to_string(),
-        }
     }
 }
 
