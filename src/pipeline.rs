@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::config::{ClientSettings, ConfigSet};
 use crate::event::{self, InboundEvent, Rejected};
 use crate::filter;
+use crate::schema::types::Target;
 use crate::sign::{self, SIGNATURE_HEADER};
 use crate::transform::{self, Payload, TransformError};
 
@@ -144,30 +145,25 @@ pub fn signed_callbacks(
     client: &ClientSettings,
     opts: &CoreOptions,
 ) -> Result<Option<SignedCallbacks>, ProcessError> {
-    let routes = filter::route(client, event);
-    if routes.is_empty() {
+    let Some(Routed {
+        payload,
+        body,
+        routes,
+    }) = route_event(event, client, opts)?
+    else {
         return Ok(None);
-    }
-    let payload =
-        transform::payload(event, &opts.link_base).map_err(|source| ProcessError::Transform {
-            event_id: event.id().to_string(),
-            source,
-        })?;
-    let body: Arc<[u8]> = transform::body(&payload).into();
+    };
+    let body: Arc<[u8]> = body.into();
     let callbacks = routes
         .into_iter()
         .map(|route| {
             let target = &client.targets[route.target];
-            let api_key = target.api_key.header_value.expose();
-            let signature = sign::signature(&body, &client.application_id, api_key);
-            let headers = vec![
-                ("content-type".to_string(), CONTENT_TYPE.to_string()),
-                (
-                    target.api_key.header_name.to_ascii_lowercase(),
-                    api_key.to_string(),
-                ),
-                (SIGNATURE_HEADER.to_string(), signature.clone()),
-            ];
+            let signature = sign::signature(&body, &client.application_id, target_api_key(target));
+            let mut headers: Vec<(String, String)> = fixed_headers(target)
+                .into_iter()
+                .map(|(name, value)| (name, value.to_string()))
+                .collect();
+            headers.push((SIGNATURE_HEADER.to_string(), signature.clone()));
             Callback {
                 client_id: client.client_id.clone(),
                 target_id: target.target_id.to_string(),
@@ -188,6 +184,58 @@ pub fn signed_callbacks(
         })
         .collect();
     Ok(Some(SignedCallbacks { payload, callbacks }))
+}
+
+/// The routes of one event for one client and the payload they all carry.
+#[derive(Debug)]
+pub struct Routed<'c> {
+    pub payload: Payload,
+    /// The payload's compact serialization ([`transform::body`]): every request's exact body.
+    pub body: Vec<u8>,
+    /// At least one.
+    pub routes: Vec<filter::Route<'c>>,
+}
+
+/// The routes an event takes for one client, with the payload built and serialized once;
+/// `None` when no subscription matched. Each route is signed over `body` with its target's key
+/// ([`sign::SigningKey`] of `application_id` and [`target_api_key`]).
+pub fn route_event<'c>(
+    event: &InboundEvent,
+    client: &'c ClientSettings,
+    opts: &CoreOptions,
+) -> Result<Option<Routed<'c>>, ProcessError> {
+    let routes = filter::route(client, event);
+    if routes.is_empty() {
+        return Ok(None);
+    }
+    let payload =
+        transform::payload(event, &opts.link_base).map_err(|source| ProcessError::Transform {
+            event_id: event.id().to_string(),
+            source,
+        })?;
+    let body = transform::body(&payload);
+    Ok(Some(Routed {
+        payload,
+        body,
+        routes,
+    }))
+}
+
+/// The API key a target's requests carry (and half of its signing key).
+pub fn target_api_key(target: &Target) -> &str {
+    target.api_key.header_value.expose()
+}
+
+/// The request headers of a target other than the signature (names lower case): the content
+/// type and the API key. Includes the API key: never log these.
+pub fn fixed_headers(target: &Target) -> [(String, &str); 2] {
+    [
+        ("content-type".to_string(), CONTENT_TYPE),
+        (
+            target.api_key.header_name.to_ascii_lowercase(),
+            target_api_key(target),
+        ),
+    ]
 }
 
 /// The payload of an event, for adapters that carry it as a JSON object (the Lambda).

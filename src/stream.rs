@@ -9,6 +9,7 @@
 
 mod blocks;
 mod lines;
+mod requests;
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -117,13 +118,14 @@ pub fn transform_stream_with(
 
 /// A worker: runs the core on blocks until the calling thread stops sending them.
 fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Job>, configs: &ConfigSet, opts: &CoreOptions) {
+    let mut requests = requests::RequestWriter::default();
     loop {
         let next = match jobs.lock() {
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
         let Ok(mut job) = next else { return };
-        lines::process_block(&job.block, &mut job.output, configs, opts);
+        lines::process_block(&job.block, &mut job.output, configs, opts, &mut requests);
         if done.send(job).is_err() {
             return;
         }
