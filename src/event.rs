@@ -4,6 +4,7 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::schema::scan::scan;
 use crate::schema::types::{ChannelStatusData, MessageStatusData};
 use crate::schema::{EventKind, FieldError, Schemas, Tree};
 
@@ -162,13 +163,28 @@ impl<D> Envelope<D> {
 /// The accept fast path of [`parse_event`]: the event if it is valid, `None` for anything it does
 /// not accept (invalid, or a shape only the `Value` path handles, such as a repeated member name).
 pub fn parse_fast(bytes: &[u8]) -> Option<InboundEvent> {
+    // The scanner answers for plain documents and refuses a repeated member name itself.
+    if let Some(tree) = scan(bytes) {
+        return accept(&tree, Names::Distinct);
+    }
     accept_tree(&Tree::parse(bytes).ok()?)
+}
+
+/// Whether a tree is known to repeat no member name.
+#[derive(Clone, Copy)]
+enum Names {
+    Distinct,
+    Unchecked,
 }
 
 /// The fast path on an already parsed document (for adapters that unwrap an envelope first):
 /// the event if it is valid against the schema for its type, `None` otherwise. A `None` says
 /// nothing about why: run the `Value` path ([`from_value`]) for the reasons.
 pub fn accept_tree(tree: &Tree<'_>) -> Option<InboundEvent> {
+    accept(tree, Names::Unchecked)
+}
+
+fn accept(tree: &Tree<'_>, names: Names) -> Option<InboundEvent> {
     let schemas = Schemas::get();
     let Some(kind) = schemas.valid_event_kind(tree) else {
         // Valid once normalised (a null attribute, a status in another case)? Only such events
@@ -177,14 +193,14 @@ pub fn accept_tree(tree: &Tree<'_>) -> Option<InboundEvent> {
         if !schemas.normalise_event(&mut copy) {
             return None;
         }
-        return read_valid(&copy, schemas.valid_event_kind(&copy)?);
+        return read_valid(&copy, schemas.valid_event_kind(&copy)?, names);
     };
-    read_valid(tree, kind)
+    read_valid(tree, kind, names)
 }
 
 /// The typed event of a tree the schema accepted, refusing a repeated member name.
-fn read_valid(tree: &Tree<'_>, kind: EventKind) -> Option<InboundEvent> {
-    if tree.duplicate_member().is_some() {
+fn read_valid(tree: &Tree<'_>, kind: EventKind, names: Names) -> Option<InboundEvent> {
+    if matches!(names, Names::Unchecked) && tree.duplicate_member().is_some() {
         return None;
     }
     match kind {

@@ -153,7 +153,7 @@ pub fn signed_callbacks(
     else {
         return Ok(None);
     };
-    let body: Arc<[u8]> = body.into();
+    let body: Arc<[u8]> = body.into_bytes().into();
     let callbacks = routes
         .into_iter()
         .map(|route| {
@@ -191,7 +191,7 @@ pub fn signed_callbacks(
 pub struct Routed<'c> {
     pub payload: Payload,
     /// The payload's compact serialization ([`transform::body`]): every request's exact body.
-    pub body: Vec<u8>,
+    pub body: String,
     /// At least one.
     pub routes: Vec<filter::Route<'c>>,
 }
@@ -213,7 +213,7 @@ pub fn route_event<'c>(
             event_id: event.id().to_string(),
             source,
         })?;
-    let body = transform::body(&payload);
+    let body = transform::body_text(&payload);
     Ok(Some(Routed {
         payload,
         body,

@@ -149,5 +149,10 @@ fn channel_attributes(d: &ChannelStatusData) -> Result<ChannelStatusAttributes, 
 
 /// The exact request body bytes: compact JSON, fields in schema order.
 pub fn body(payload: &Payload) -> Vec<u8> {
-    serde_json::to_vec(payload).expect("generated payload types always serialize")
+    body_text(payload).into_bytes()
+}
+
+/// [`body`] as text.
+pub fn body_text(payload: &Payload) -> String {
+    serde_json::to_string(payload).expect("generated payload types always serialize")
 }

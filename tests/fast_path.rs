@@ -310,3 +310,16 @@ fn nulls_and_any_case_values_take_the_fast_path_with_the_reference_contents() {
         );
     }
 }
+
+#[test]
+fn documents_the_scanner_leaves_to_serde_json_still_take_the_fast_path() {
+    // The one-pass scanner (src/schema/scan.rs) answers only for documents it is sure of; an
+    // extension nested deeper than it goes is parsed by serde_json and accepted all the same.
+    let mut v = message_event("e-1", "client-a", "DELIVERED");
+    let depth = callbacks::schema::scan::MAX_DEPTH + 10;
+    let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    v["ext1"] = serde_json::from_str(&deep).expect("json");
+    let t = text(&v);
+    assert!(callbacks::schema::scan::scan(t.as_bytes()).is_none());
+    assert!(agree(t.as_bytes()), "fast path refused {t}");
+}

@@ -2,6 +2,7 @@
 //! files, and run-time validation compiled once from those same files.
 
 pub mod normalise;
+pub mod scan;
 pub mod tree;
 mod validate;
 

@@ -42,10 +42,8 @@ impl<'c> RequestWriter<'c> {
         client: &'c ClientSettings,
         routed: &Routed<'c>,
     ) -> io::Result<usize> {
-        let text = std::str::from_utf8(&routed.body)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         self.body.clear();
-        escape_into(&mut self.body, text)?;
+        escape_into(&mut self.body, &routed.body)?;
         for route in &routed.routes {
             let at = (std::ptr::from_ref(client) as usize, route.target);
             let line = match self.targets.entry(at) {
@@ -56,7 +54,7 @@ impl<'c> RequestWriter<'c> {
             };
             out.extend_from_slice(&line.head);
             if let Some(tail) = &line.tail {
-                out.extend_from_slice(&line.key.signature_hex(&routed.body));
+                out.extend_from_slice(&line.key.signature_hex(routed.body.as_bytes()));
                 out.extend_from_slice(tail);
             }
             out.extend_from_slice(&self.body);

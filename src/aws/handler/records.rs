@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::event::{self, EventError, InboundEvent, Rejected, MAX_EVENT_BYTES};
+use crate::schema::scan::scan;
 use crate::schema::Tree;
 
 use super::RejectedRecord;
@@ -170,7 +171,8 @@ fn accept_text(text: &str) -> Option<InboundEvent> {
     if text.len() > MAX_EVENT_BYTES {
         return None;
     }
-    let tree = Tree::parse(text.as_bytes()).ok()?;
+    // The one-pass scanner where it is sure of the document, serde_json otherwise.
+    let tree = scan(text.as_bytes()).or_else(|| Tree::parse(text.as_bytes()).ok())?;
     let is_envelope = tree.get("specversion").is_none()
         && tree.get("detail").is_some()
         && tree.get("detail-type").is_some();
