@@ -278,8 +278,10 @@ async fn dead_letters_are_replayed_over_the_admin_api() {
         dlq.len() == 2
     })
     .await;
-    let first = dlq.iter().find(|d| d["eventId"] == "replay-1").unwrap()["id"]
-        .as_i64()
+    // `dlq list --json` names the entry by the id `dlq replay --id` takes (a string).
+    let first: i64 = dlq.iter().find(|d| d["eventId"] == "replay-1").unwrap()["id"]
+        .as_str()
+        .and_then(|id| id.parse().ok())
         .unwrap();
     let replay = "/clients/{clientId}/dlq/replay";
 

@@ -46,7 +46,7 @@ async fn a_name_resolving_to_loopback_is_refused_unless_private_egress_is_allowe
     assert!(
         history
             .iter()
-            .all(|a| a["error"].as_str().is_some_and(|e| e.contains(REASON))),
+            .all(|a| a["outcome"].as_str().is_some_and(|e| e.contains(REASON))),
         "{list:#}"
     );
     assert!(receiver.records().is_empty(), "a request reached loopback");
