@@ -87,9 +87,6 @@ impl ConfigSet {
         self.clients
             .insert(client.client_id.clone(), Arc::new(client));
     }
-    pub fn remove(&mut self, client_id: &str) -> Option<Arc<ClientSettings>> {
-        self.clients.remove(client_id)
-    }
     pub fn len(&self) -> usize {
         self.clients.len()
     }
@@ -379,8 +376,16 @@ pub struct DeliverySettings {
     pub circuit_breaker: Option<CircuitSettings>,
     pub rate_limit_per_second: u32,
     /// The client certificate presented to the target (`delivery.mtls`).
-    #[cfg(feature = "deliver")]
-    pub mtls: Option<crate::deliver::MtlsFiles>,
+    pub mtls: Option<MtlsFiles>,
+}
+
+/// Client certificate files for mutual TLS (PEM).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MtlsFiles {
+    pub cert_pem: std::path::PathBuf,
+    pub key_pem: std::path::PathBuf,
+    /// When given, only this CA bundle is trusted for the target's server certificate.
+    pub ca_pem: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -422,8 +427,7 @@ impl DeliverySettings {
                 }
             }),
             rate_limit_per_second,
-            #[cfg(feature = "deliver")]
-            mtls: d.mtls.as_ref().map(|m| crate::deliver::MtlsFiles {
+            mtls: d.mtls.as_ref().map(|m| MtlsFiles {
                 cert_pem: std::path::PathBuf::from(m.cert_pem_file.as_str()),
                 key_pem: std::path::PathBuf::from(m.key_pem_file.as_str()),
                 ca_pem: m

@@ -81,11 +81,6 @@ fn matches_facts(sub: &CompiledSubscription, f: &Facts) -> bool {
     }
 }
 
-/// Whether one subscription matches the event (case-insensitive on every value).
-pub fn matches(sub: &CompiledSubscription, event: &InboundEvent) -> bool {
-    matches_facts(sub, &facts(event))
-}
-
 /// The distinct targets that get a callback, in the order the client's subscriptions first name
 /// them; each target once, with every matching subscription that named it.
 pub fn route<'c>(client: &'c ClientSettings, event: &InboundEvent) -> Vec<Route<'c>> {

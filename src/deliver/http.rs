@@ -9,15 +9,7 @@ use bytes::Bytes;
 
 use super::egress::Egress;
 use super::policy::{parse_retry_after, AttemptOutcome};
-
-/// Client certificate files for mutual TLS (PEM).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MtlsFiles {
-    pub cert_pem: PathBuf,
-    pub key_pem: PathBuf,
-    /// When given, only this CA bundle is trusted for the target's server certificate.
-    pub ca_pem: Option<PathBuf>,
-}
+pub use crate::config::MtlsFiles;
 
 /// How a target's client is built.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,10 +139,6 @@ impl HttpSender {
             .build()
             .map_err(|e| SenderError::Build(e.without_url().to_string()))?;
         Ok(HttpSender { client, config })
-    }
-
-    pub fn config(&self) -> &SenderConfig {
-        &self.config
     }
 
     /// Makes one attempt. Never fails: every problem is an [`AttemptOutcome`].

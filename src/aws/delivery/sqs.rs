@@ -3,7 +3,7 @@
 //! their history as message attributes.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::error::DisplayErrorContext;
@@ -220,9 +220,6 @@ impl QueueOps for SqsQueue {
             .map_err(|e| fault("SendMessage to the DLQ", e))
     }
 }
-
-/// Shared handle (the binary and tests keep one per process).
-pub type SharedSqsQueue = Arc<SqsQueue>;
 
 #[cfg(test)]
 mod tests {
