@@ -77,13 +77,25 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let at = Instant::now();
-    let behavior = state
-        .behaviors
-        .lock()
-        .unwrap()
-        .get(&path)
-        .cloned()
-        .unwrap_or(Behavior::Ok);
+    // Read and count down under one lock: concurrent requests never both take the last failure.
+    let behavior = {
+        let mut b = state.behaviors.lock().unwrap();
+        let current = b.get(&path).cloned().unwrap_or(Behavior::Ok);
+        if let Behavior::Fail {
+            status,
+            remaining,
+            retry_after,
+        } = &current
+        {
+            let next = Behavior::Fail {
+                status: *status,
+                remaining: remaining.saturating_sub(1),
+                retry_after: retry_after.clone(),
+            };
+            b.insert(path.clone(), next);
+        }
+        current
+    };
     let (status, retry_after) = match behavior {
         Behavior::Ok => (200, None),
         Behavior::Fail {
@@ -91,16 +103,7 @@ async fn handle(
             remaining,
             retry_after,
         } => {
-            let mut b = state.behaviors.lock().unwrap();
             if remaining > 0 {
-                b.insert(
-                    path.clone(),
-                    Behavior::Fail {
-                        status,
-                        remaining: remaining - 1,
-                        retry_after: retry_after.clone(),
-                    },
-                );
                 (status, retry_after)
             } else {
                 (200, None)
