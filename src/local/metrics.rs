@@ -80,6 +80,8 @@ pub struct Metrics {
     pub events_accepted: AtomicU64,
     pub callbacks_queued: AtomicU64,
     pub config_reload_errors: AtomicU64,
+    /// Delivery workers that panicked and were started again.
+    pub worker_restarts: AtomicU64,
     pub end_to_end: Histogram,
     targets: Mutex<BTreeMap<(String, String), Arc<TargetMetrics>>>,
     dlq_depth: Mutex<BTreeMap<String, i64>>,
@@ -153,6 +155,12 @@ impl Metrics {
             "callbacks_config_reload_errors_total",
             "Configuration files that failed to load on reload.",
             self.config_reload_errors.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "callbacks_worker_restarts_total",
+            "Delivery workers that panicked and were restarted.",
+            self.worker_restarts.load(Ordering::Relaxed),
         );
 
         let targets: Vec<_> = {

@@ -33,6 +33,9 @@ const WINDOW: usize = 1024;
 const LOW_WATER: usize = 256;
 /// Rows read per refill.
 const LOAD_BATCH: usize = 512;
+/// The first pause before a panicked worker is started again (doubles up to the maximum).
+const RESTART_PAUSE: Duration = Duration::from_millis(100);
+const MAX_RESTART_PAUSE: Duration = Duration::from_secs(30);
 
 /// What a worker needs to know about its target; replaced on configuration reload.
 pub struct TargetRuntime {
@@ -170,7 +173,38 @@ impl Engine {
         let worker = Worker::new(key.clone(), self.clone(), rt, rx, poke.clone());
         poke.notify_one();
         workers.insert(key.clone(), Handle { poke, runtime: tx });
-        self.tracker.spawn(worker.run());
+        self.tracker
+            .spawn(self.clone().supervise(key.clone(), worker));
+    }
+
+    /// Runs a target's worker; one that panics is counted (`callbacks_worker_restarts_total`)
+    /// and started again, after a pause that doubles with each panic (100 ms to 30 s). The new
+    /// worker reads the target's queue from the store again: callbacks whose request was in
+    /// flight when it panicked may be sent twice (at least once, as after a crash).
+    async fn supervise(self: Arc<Self>, key: TargetKey, mut worker: Worker) {
+        let mut pause = RESTART_PAUSE;
+        loop {
+            let (rt_rx, poke) = (worker.rt_rx.clone(), worker.poke.clone());
+            let metrics = worker.metrics.clone();
+            let panicked = match tokio::spawn(worker.run()).await {
+                Ok(()) => return,
+                Err(e) => e.is_panic(),
+            };
+            if !panicked || self.shutdown.is_cancelled() {
+                return;
+            }
+            self.metrics.worker_restarts.fetch_add(1, Ordering::Relaxed);
+            metrics.in_flight.store(0, Ordering::Relaxed);
+            tracing::error!(client_id = %key.client_id, target_id = %key.target_id, pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX),
+                "delivery worker panicked; starting it again");
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(MAX_RESTART_PAUSE);
+            let rt = rt_rx.borrow().clone();
+            worker = Worker::new(key.clone(), self.clone(), rt, rt_rx, poke);
+        }
     }
 
     /// Pokes every worker (periodic: picks up rows written by `dlq replay`).
@@ -475,6 +509,8 @@ impl Worker {
             if shutdown.is_cancelled() {
                 break;
             }
+            #[cfg(test)]
+            tests::fault(&self.key);
             self.refill().await;
             let wake = self.dispatch().await;
             tokio::select! {
@@ -501,3 +537,7 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "worker_tests.rs"]
+mod tests;
