@@ -82,7 +82,8 @@ impl<'a> Scanner<'a> {
             b'"' => {}
             _ => return None,
         }
-        members.reserve(8);
+        // Room for an event envelope or its data without growing.
+        members.reserve(16);
         loop {
             let name = self.string()?;
             if members.iter().any(|(earlier, _)| *earlier == name) {
@@ -161,37 +162,9 @@ impl<'a> Scanner<'a> {
 
     /// The end of the run of string bytes from `from`: the position of the next `"` or `\`;
     /// `None` at a control character (which JSON refuses unescaped) or the end of the text.
-    /// Eight bytes at a time: a byte is flagged if it is `"`, `\` or below 0x20, and the lowest
-    /// flagged byte of a word is exact (a borrow only runs upwards from a flagged byte).
     fn plain_run(&self, from: usize) -> Option<usize> {
-        const ONES: u64 = u64::from_le_bytes([1; 8]);
-        const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
-        let bytes = self.bytes;
-        let mut i = from;
-        while let Some(chunk) = bytes.get(i..i + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            let w = u64::from_le_bytes(word);
-            let quote = w ^ (ONES * u64::from(b'"'));
-            let backslash = w ^ (ONES * u64::from(b'\\'));
-            let flagged = (quote.wrapping_sub(ONES) & !quote)
-                | (backslash.wrapping_sub(ONES) & !backslash)
-                | (w.wrapping_sub(ONES * 0x20) & !w);
-            let flagged = flagged & HIGH;
-            if flagged != 0 {
-                i += (flagged.trailing_zeros() / 8) as usize;
-                return (bytes[i] >= 0x20).then_some(i);
-            }
-            i += 8;
-        }
-        while let Some(&b) = bytes.get(i) {
-            match b {
-                b'"' | b'\\' => return Some(i),
-                0..0x20 => return None,
-                _ => i += 1,
-            }
-        }
-        None
+        let i = next_special(self.bytes, from)?;
+        (self.bytes[i] >= 0x20).then_some(i)
     }
 
     /// The character of `\uXXXX` (after the `u`), a surrogate pair taken whole; `None` for a
@@ -243,6 +216,35 @@ impl<'a> Scanner<'a> {
             .ok()
             .map(Tree::Number)
     }
+}
+
+/// The position of the first byte from `from` on that a JSON string cannot hold as it is: `"`,
+/// `\` or a control character (below 0x20). Eight bytes at a time: a byte is flagged if it is
+/// one of those, and the lowest flagged byte of a word is exact (a borrow only runs upwards
+/// from a flagged byte).
+pub fn next_special(bytes: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    let mut i = from;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        let flagged = (quote.wrapping_sub(ONES) & !quote)
+            | (backslash.wrapping_sub(ONES) & !backslash)
+            | (w.wrapping_sub(ONES * 0x20) & !w);
+        let flagged = flagged & HIGH;
+        if flagged != 0 {
+            return Some(i + (flagged.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    bytes[i.min(bytes.len())..]
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+        .map(|at| i + at)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use std::io;
 
 use crate::config::ClientSettings;
 use crate::pipeline::{fixed_headers, target_api_key, Routed};
+use crate::schema::scan::next_special;
 use crate::sign::{SigningKey, SIGNATURE_HEADER};
 
 /// One target's line, cut around its signature.
@@ -118,26 +119,23 @@ fn json_str(out: &mut Vec<u8>, s: &str) -> io::Result<()> {
 }
 
 /// The inside of `s` as a JSON string (without the quotes), escaped as `serde_json` escapes
-/// it: runs without `"`, `\` or control characters are copied whole.
+/// it: `"`, `\` and control characters, the runs between them copied whole.
 fn escape_into(out: &mut Vec<u8>, s: &str) -> io::Result<()> {
     let bytes = s.as_bytes();
     let mut start = 0;
-    while start < bytes.len() {
-        let end = memchr::memchr2(b'"', b'\\', &bytes[start..]).map_or(bytes.len(), |i| start + i);
-        let run = &s[start..end];
-        if run.bytes().any(|b| b < 0x20) {
-            let mut quoted = Vec::with_capacity(run.len() + 8);
-            json_str(&mut quoted, run)?;
-            out.extend_from_slice(&quoted[1..quoted.len() - 1]);
-        } else {
-            out.extend_from_slice(run.as_bytes());
+    while let Some(at) = next_special(bytes, start) {
+        out.extend_from_slice(&bytes[start..at]);
+        match bytes[at] {
+            b @ (b'"' | b'\\') => out.extend_from_slice(&[b'\\', b]),
+            _ => {
+                // A control character: one byte, one char.
+                let quoted = serde_json::to_vec(&s[at..at + 1])?;
+                out.extend_from_slice(&quoted[1..quoted.len() - 1]);
+            }
         }
-        if let Some(&b) = bytes.get(end) {
-            out.push(b'\\');
-            out.push(b);
-        }
-        start = end + 1;
+        start = at + 1;
     }
+    out.extend_from_slice(&bytes[start..]);
     Ok(())
 }
 
@@ -286,6 +284,22 @@ mod tests {
             escape_into(&mut ours, s).expect("escape");
             let theirs = serde_json::to_vec(s).expect("json");
             assert_eq!(ours, theirs[1..theirs.len() - 1], "{s:?}");
+        }
+        // Every escaped character at every offset of a word, alone and in pairs.
+        for special in ["\"", "\\", "\u{0}", "\n", "\u{1f}", "\u{7f}", "\u{e9}"] {
+            for before in 0..20 {
+                for after in [0, 1, 8] {
+                    let s = format!(
+                        "{}{special}{}{special}",
+                        "a".repeat(before),
+                        "z".repeat(after)
+                    );
+                    let mut ours = Vec::new();
+                    escape_into(&mut ours, &s).expect("escape");
+                    let theirs = serde_json::to_vec(&s).expect("json");
+                    assert_eq!(ours, theirs[1..theirs.len() - 1], "{s:?}");
+                }
+            }
         }
     }
 }
