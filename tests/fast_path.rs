@@ -323,3 +323,30 @@ fn documents_the_scanner_leaves_to_serde_json_still_take_the_fast_path() {
     assert!(callbacks::schema::scan::scan(t.as_bytes()).is_none());
     assert!(agree(t.as_bytes()), "fast path refused {t}");
 }
+
+#[test]
+fn a_repeated_name_the_typed_read_skips_is_refused_all_the_same() {
+    // Extension attributes and unknown members are skipped by the typed read, so only the
+    // duplicate check (the scanner's, or the tree's) can refuse their repeats.
+    let m = text(&message_event("e-1", "client-a", "DELIVERED"));
+    for (input, pointer) in [
+        (
+            m.replace(
+                r#""specversion":"#,
+                r#""ext1":"a","ext1":"b","specversion":"#,
+            ),
+            "/ext1",
+        ),
+        (
+            m.replace(
+                r#""specversion":"#,
+                r#""ext1":{"k":1,"k":2},"specversion":"#,
+            ),
+            "/ext1/k",
+        ),
+    ] {
+        assert!(!agree(input.as_bytes()), "fast path accepted {input}");
+        let r = parse_event(input.as_bytes()).expect_err(&input);
+        assert_eq!(r.error.fields()[0].pointer, pointer, "{input}");
+    }
+}
