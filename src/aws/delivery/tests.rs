@@ -8,10 +8,11 @@ use serde_json::json;
 
 use super::state::LocalState;
 use super::*;
-use crate::aws::handler::{CacheUse, ConfigFault, ConfigLookup};
-use crate::config::parse_client;
-use crate::deliver::{Attempt, AttemptOutcome, RetryAfter};
+use crate::aws::handler::{CacheUse, ConfigFault, ConfigLookup, ConfigSource};
+use crate::config::{parse_client, ClientSettings, DeliverySettings};
+use crate::deliver::{Attempt, AttemptOutcome, Request, RetryAfter};
 use crate::pipeline::{self, CoreOptions};
+use crate::transform::{self, Payload};
 
 #[derive(Default)]
 struct FakeQueue {
