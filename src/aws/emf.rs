@@ -35,46 +35,104 @@ pub const METRIC_NAMES: [&str; 7] = [
     "Duration",
 ];
 
+/// One metric of an EMF document: its name, CloudWatch unit and value (a number, or an array
+/// of numbers).
+pub struct Metric<'a> {
+    pub name: &'a str,
+    pub unit: &'a str,
+    pub value: Value,
+}
+
+impl<'a> Metric<'a> {
+    pub fn count(name: &'a str, value: u64) -> Self {
+        Metric {
+            name,
+            unit: "Count",
+            value: json!(value),
+        }
+    }
+    pub fn milliseconds(name: &'a str, value: impl Into<Value>) -> Self {
+        Metric {
+            name,
+            unit: "Milliseconds",
+            value: value.into(),
+        }
+    }
+}
+
+/// The EMF document of `metrics` under `namespace`, with one dimension (name, value). Every
+/// Lambda's metrics are written through this one function.
+pub fn document(
+    namespace: &str,
+    (dimension, dimension_value): (&str, &str),
+    timestamp_ms: u64,
+    metrics: Vec<Metric<'_>>,
+) -> Value {
+    let declared: Vec<Value> = metrics
+        .iter()
+        .map(|m| json!({"Name": m.name, "Unit": m.unit}))
+        .collect();
+    let mut doc = serde_json::Map::new();
+    doc.insert(
+        "_aws".into(),
+        json!({
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [[dimension]],
+                "Metrics": declared,
+            }]
+        }),
+    );
+    doc.insert(dimension.into(), json!(dimension_value));
+    for m in metrics {
+        doc.insert(m.name.into(), m.value);
+    }
+    Value::Object(doc)
+}
+
+/// Milliseconds since the Unix epoch, for [`document`]'s timestamp.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Writes EMF documents to stdout, one line each, all at once. Best effort: a closed stdout
+/// must not fail the batch.
+pub fn write_lines(docs: impl IntoIterator<Item = Value>) {
+    use std::io::Write;
+    let mut text = String::new();
+    for doc in docs {
+        text.push_str(&doc.to_string());
+        text.push('\n');
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 impl InvocationMetrics {
     /// The EMF document for these metrics, with a `FunctionName` dimension.
     pub fn to_emf(&self, namespace: &str, function_name: &str, timestamp_ms: u64) -> Value {
-        let count = |name: &str| json!({"Name": name, "Unit": "Count"});
-        json!({
-            "_aws": {
-                "Timestamp": timestamp_ms,
-                "CloudWatchMetrics": [{
-                    "Namespace": namespace,
-                    "Dimensions": [["FunctionName"]],
-                    "Metrics": [
-                        count("EventsIn"), count("EventsRejected"), count("EventsFilteredOut"),
-                        count("CallbacksOut"), count("ConfigCacheHits"), count("ConfigCacheMisses"),
-                        {"Name": "Duration", "Unit": "Milliseconds"}
-                    ]
-                }]
-            },
-            "FunctionName": function_name,
-            "EventsIn": self.events_in,
-            "EventsRejected": self.rejected,
-            "EventsFilteredOut": self.filtered_out,
-            "CallbacksOut": self.callbacks_out,
-            "ConfigCacheHits": self.config_cache_hits,
-            "ConfigCacheMisses": self.config_cache_misses,
-            "Duration": self.duration.as_secs_f64() * 1000.0,
-        })
+        document(
+            namespace,
+            ("FunctionName", function_name),
+            timestamp_ms,
+            vec![
+                Metric::count("EventsIn", self.events_in),
+                Metric::count("EventsRejected", self.rejected),
+                Metric::count("EventsFilteredOut", self.filtered_out),
+                Metric::count("CallbacksOut", self.callbacks_out),
+                Metric::count("ConfigCacheHits", self.config_cache_hits),
+                Metric::count("ConfigCacheMisses", self.config_cache_misses),
+                Metric::milliseconds("Duration", self.duration.as_secs_f64() * 1000.0),
+            ],
+        )
     }
 
-    /// Writes the EMF line to stdout (one line, newline-terminated, written at once).
+    /// Writes the EMF line to stdout.
     pub fn emit(&self, namespace: &str, function_name: &str) {
-        use std::io::Write;
-        let ts = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let mut line = self.to_emf(namespace, function_name, ts).to_string();
-        line.push('\n');
-        let mut out = std::io::stdout().lock();
-        // Metrics are best effort: a closed stdout must not fail the batch.
-        let _ = out.write_all(line.as_bytes()).and_then(|()| out.flush());
+        write_lines([self.to_emf(namespace, function_name, now_ms())]);
     }
 }
 

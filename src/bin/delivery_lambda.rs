@@ -3,7 +3,7 @@
 //! with the engine of `callbacks serve`. See `callbacks::aws::delivery` for the behaviour.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 use anyhow::Context as _;
 use aws_config::BehaviorVersion;
@@ -15,6 +15,7 @@ use callbacks::aws::delivery::state::{DynamoState, LocalState};
 use callbacks::aws::delivery::{
     BatchResponse, Delivery, DeliveryLambdaSettings, DeliveryOptions, DeliveryState, SqsEvent,
 };
+use callbacks::aws::emf;
 use callbacks::aws::s3_config::S3ConfigSource;
 
 #[global_allocator]
@@ -36,17 +37,7 @@ async fn run<D: DeliveryState>(
         async move {
             let deadline = deadline_of(&event.context);
             let result = app.handle(event.payload.records, deadline).await;
-            let ts = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
-            {
-                use std::io::Write;
-                let mut out = std::io::stdout().lock();
-                for doc in result.to_emf(&namespace, ts) {
-                    let _ = writeln!(out, "{doc}");
-                }
-            }
+            emf::write_lines(result.to_emf(&namespace, emf::now_ms()));
             tracing::info!(
                 messages = result.fates.len(),
                 failures = result.response.batch_item_failures.len(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::aws::emf::{self, Metric};
 use crate::config::{ClientSettings, DeliverySettings};
 use crate::schema::types::DeliveryMode;
 
@@ -120,30 +121,20 @@ impl BatchResult {
         clients
             .into_iter()
             .map(|(client, m)| {
-                let count = |name: &str| serde_json::json!({"Name": name, "Unit": "Count"});
-                serde_json::json!({
-                    "_aws": {
-                        "Timestamp": timestamp_ms,
-                        "CloudWatchMetrics": [{
-                            "Namespace": namespace,
-                            "Dimensions": [["ClientId"]],
-                            "Metrics": [
-                                count("CallbacksDelivered"), count("DeliveryRetried"),
-                                count("DeliveryDeferred"), count("DeliveryFailed"),
-                                count("DeliveryErrors"), count("SignatureRecomputed"),
-                                {"Name": "DeliveryLatencyMs", "Unit": "Milliseconds"}
-                            ]
-                        }]
-                    },
-                    "ClientId": client,
-                    "CallbacksDelivered": m.delivered,
-                    "DeliveryRetried": m.retried,
-                    "DeliveryDeferred": m.deferred,
-                    "DeliveryFailed": m.dead_lettered,
-                    "DeliveryErrors": m.failed,
-                    "SignatureRecomputed": m.signature_recomputed,
-                    "DeliveryLatencyMs": m.latencies_ms,
-                })
+                emf::document(
+                    namespace,
+                    ("ClientId", client),
+                    timestamp_ms,
+                    vec![
+                        Metric::count("CallbacksDelivered", m.delivered),
+                        Metric::count("DeliveryRetried", m.retried),
+                        Metric::count("DeliveryDeferred", m.deferred),
+                        Metric::count("DeliveryFailed", m.dead_lettered),
+                        Metric::count("DeliveryErrors", m.failed),
+                        Metric::count("SignatureRecomputed", m.signature_recomputed),
+                        Metric::milliseconds("DeliveryLatencyMs", m.latencies_ms.clone()),
+                    ],
+                )
             })
             .collect()
     }
