@@ -280,11 +280,43 @@ struct Housekeeping {
     dlq_retention: Duration,
 }
 
+/// The result of one configuration poll, with the delivery clients of a changed configuration.
+type Polled = Result<
+    Option<(
+        reload::Reloaded,
+        HashMap<TargetKey, Arc<TargetRuntime>>,
+        Vec<ConfigProblem>,
+    )>,
+    ConfigErrors,
+>;
+
+/// Polls the configuration directory and builds the delivery clients of a changed
+/// configuration (file reads, PEM reads), on a blocking thread, off the async runtime.
+async fn poll_config(watcher: &Arc<std::sync::Mutex<ConfigWatcher>>, egress: &Egress) -> Polled {
+    let (watcher, egress) = (watcher.clone(), egress.clone());
+    let polled = tokio::task::spawn_blocking(move || {
+        let mut watcher = watcher.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(watcher.poll()?.map(|r| {
+            let (rts, problems) = runtimes(&r.configs, &egress);
+            (r, rts, problems)
+        }))
+    })
+    .await;
+    polled.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "configuration poll failed; keeping the current configuration");
+        Ok(None)
+    })
+}
+
 /// Applies a configuration poll.
-fn apply_reload(watcher: &mut ConfigWatcher, state: &server::AppState, egress: &Egress) {
+async fn apply_reload(
+    watcher: &Arc<std::sync::Mutex<ConfigWatcher>>,
+    state: &server::AppState,
+    egress: &Egress,
+) {
     let metrics = &state.metrics;
-    match watcher.poll() {
-        Ok(Some(r)) => {
+    match poll_config(watcher, egress).await {
+        Ok(Some((r, rts, problems))) => {
             metrics
                 .config_reload_errors
                 .fetch_add(r.problems.len() as u64, Ordering::Relaxed);
@@ -292,7 +324,6 @@ fn apply_reload(watcher: &mut ConfigWatcher, state: &server::AppState, egress: &
                 .perimeter
                 .config_clients_removed
                 .fetch_add(r.removed as u64, Ordering::Relaxed);
-            let (rts, problems) = runtimes(&r.configs, egress);
             for p in &problems {
                 tracing::error!(problem = %p, "cannot build delivery client");
             }
@@ -314,11 +345,12 @@ fn cutoff(retention: Duration) -> i64 {
 
 /// Background: configuration reload, periodic pokes (re-queued dead letters), gauges, pruning.
 async fn housekeeping(
-    mut watcher: ConfigWatcher,
+    watcher: ConfigWatcher,
     state: Arc<server::AppState>,
     mut known: Vec<TargetKey>,
     h: Housekeeping,
 ) {
+    let watcher = Arc::new(std::sync::Mutex::new(watcher));
     let (store, engine, metrics) = (&state.store, &state.engine, &state.metrics);
     let mut tick = tokio::time::interval(h.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -326,7 +358,7 @@ async fn housekeeping(
     let mut last_prune: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
-        apply_reload(&mut watcher, &state, &h.egress);
+        apply_reload(&watcher, &state, &h.egress).await;
         // Pick up callbacks re-queued by `callbacks dlq replay` (and any target with rows).
         if let Ok(q) = store.queued_targets().await {
             known = q
