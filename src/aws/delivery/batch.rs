@@ -6,8 +6,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 
-use crate::aws::handler::{ConfigFault, ConfigSource};
-use crate::config::DeliverySettings;
+use crate::aws::handler::{ConfigFault, ConfigLookup, ConfigSource};
+use crate::config::{ClientSettings, DeliverySettings};
 use crate::deliver::{self, record, Decision, Request, TokenBucket};
 
 use super::{
@@ -30,6 +30,18 @@ pub struct Delivery<Q, S, C, D> {
     pub state: D,
     pub options: DeliveryOptions,
     buckets: Mutex<HashMap<TargetKey, Bucket>>,
+}
+
+/// One message being handled: the record, its queue, its event and when it was received.
+struct Msg<'a> {
+    rec: &'a SqsMessage,
+    queue: &'a QueueInfo,
+    ev: &'a CallbackEvent,
+    received: Instant,
+    /// When the Lambda will be stopped.
+    deadline: Option<Instant>,
+    /// The queue's `maxReceiveCount` is reached: a message not delivered now is dead-lettered.
+    last_receive: bool,
 }
 
 /// Per-message outcome with what the metrics need.
@@ -177,7 +189,18 @@ impl<Q: QueueOps, S: Sender, C: ConfigSource, D: DeliveryState> Delivery<Q, S, C
                 return Processed::new(self.dead_letter(&queue, &rec, letter).await);
             }
         };
-        let mut out = self.deliver(&rec, &queue, &ev, received, deadline).await;
+        let last_receive = queue
+            .max_receive_count
+            .is_some_and(|max| rec.receive_count() >= max);
+        let m = Msg {
+            rec: &rec,
+            queue: &queue,
+            ev: &ev,
+            received,
+            deadline,
+            last_receive,
+        };
+        let mut out = self.deliver(&m).await;
         out.client_id = Some(ev.client_id.clone());
         out
     }
@@ -235,96 +258,195 @@ impl<Q: QueueOps, S: Sender, C: ConfigSource, D: DeliveryState> Delivery<Q, S, C
     }
 
     /// Makes the message visible again after `wait` (capped at what SQS allows for this receive).
-    async fn back_off(
-        &self,
-        queue: &QueueInfo,
-        rec: &SqsMessage,
-        ev: &CallbackEvent,
-        wait: Duration,
-        received: Instant,
-    ) -> Duration {
+    async fn back_off(&self, m: &Msg<'_>, wait: Duration) -> Duration {
         let cap = MAX_VISIBILITY
-            .saturating_sub(received.elapsed())
+            .saturating_sub(m.received.elapsed())
             .saturating_sub(Duration::from_secs(1));
         let secs = Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
         let after = secs.min(cap);
         if let Err(e) = self
             .queue
-            .change_visibility(queue, &rec.receipt_handle, after)
+            .change_visibility(m.queue, &m.rec.receipt_handle, after)
             .await
         {
             // The queue's own visibility timeout brings it back instead.
-            tracing::warn!(event_id = %ev.event_id, message_id = %ev.message_id, sqs_message_id = %rec.message_id, error = %e, "ChangeMessageVisibility failed");
+            tracing::warn!(event_id = %m.ev.event_id, message_id = %m.ev.message_id, sqs_message_id = %m.rec.message_id, error = %e, "ChangeMessageVisibility failed");
         }
         after
     }
 
-    async fn deliver(
-        &self,
-        rec: &SqsMessage,
-        queue: &QueueInfo,
-        ev: &CallbackEvent,
-        received: Instant,
-        deadline: Option<Instant>,
-    ) -> Processed {
-        let (event_id, message_id, sqs_id) = (&ev.event_id, &ev.message_id, &rec.message_id);
-        let receive_count = rec.receive_count();
-        let last_receive = queue
-            .max_receive_count
-            .is_some_and(|max| receive_count >= max);
+    /// Dead-letters a message whose event was read: its history so far plus `made` (the
+    /// attempts of this receive).
+    async fn give_up(&self, m: &Msg<'_>, reason: String, made: Vec<AttemptRecord>) -> Fate {
+        let letter = self.letter(m.rec, Some(m.ev), reason, made).await;
+        self.dead_letter(m.queue, m.rec, letter).await
+    }
 
-        // The client's configuration and the target.
-        let client = match self.configs.client(&ev.client_id).await {
-            Ok(lookup) => lookup.settings,
-            Err(ConfigFault { reason, .. }) => {
-                tracing::error!(event_id = %event_id, message_id = %message_id, sqs_message_id = %sqs_id, reason = %reason, "client configuration unavailable");
-                if last_receive {
-                    let letter = self
-                        .letter(
-                            rec,
-                            Some(ev),
-                            format!(
-                                "client configuration unavailable on the last receive: {reason}"
-                            ),
-                            Vec::new(),
-                        )
-                        .await;
-                    return Processed::new(self.dead_letter(queue, rec, letter).await);
-                }
-                let after = self
-                    .back_off(queue, rec, ev, CONFIG_FAULT_RETRY, received)
-                    .await;
-                return Processed::new(Fate::Deferred {
-                    after,
-                    why: "configuration unavailable",
-                });
-            }
-        };
-        let Some(client) = client else {
-            let letter = self
-                .letter(
-                    rec,
-                    Some(ev),
+    /// The client's configuration, or what became of the message without it.
+    async fn client_of(&self, m: &Msg<'_>) -> Result<Arc<ClientSettings>, Fate> {
+        let (ev, rec) = (m.ev, m.rec);
+        match self.configs.client(&ev.client_id).await {
+            Ok(ConfigLookup {
+                settings: Some(client),
+                ..
+            }) => Ok(client),
+            Ok(_) => Err(self
+                .give_up(
+                    m,
                     format!("client {:?} has no configuration", ev.client_id),
                     Vec::new(),
                 )
-                .await;
-            return Processed::new(self.dead_letter(queue, rec, letter).await);
+                .await),
+            Err(ConfigFault { reason, .. }) => {
+                tracing::error!(event_id = %ev.event_id, message_id = %ev.message_id, sqs_message_id = %rec.message_id, reason = %reason, "client configuration unavailable");
+                if m.last_receive {
+                    let reason =
+                        format!("client configuration unavailable on the last receive: {reason}");
+                    return Err(self.give_up(m, reason, Vec::new()).await);
+                }
+                let after = self.back_off(m, CONFIG_FAULT_RETRY).await;
+                Err(Fate::Deferred {
+                    after,
+                    why: "configuration unavailable",
+                })
+            }
+        }
+    }
+
+    /// The circuit breaker's gate, or the message deferred or dead-lettered behind it.
+    async fn gate(
+        &self,
+        m: &Msg<'_>,
+        key: &TargetKey,
+        settings: &DeliverySettings,
+        policy: &deliver::RetryPolicy,
+        age: Duration,
+    ) -> Result<Gate, Fate> {
+        let Some(circuit) = &settings.circuit_breaker else {
+            return Ok(Gate::Allowed);
+        };
+        let gate = self
+            .state
+            .admit(key, circuit, settings.timeout, SystemTime::now())
+            .await;
+        let Gate::Denied(wait) = gate else {
+            return Ok(gate);
+        };
+        let receive_count = m.rec.receive_count();
+        let wait = wait.max(policy.backoff.delay(receive_count, rand::random::<f64>()));
+        if m.last_receive || age.saturating_add(wait) > policy.budget {
+            let why = if m.last_receive {
+                "the queue's maxReceiveCount is reached"
+            } else {
+                "the retry budget is spent"
+            };
+            return Err(self
+                .give_up(m, format!("circuit open and {why}"), Vec::new())
+                .await);
+        }
+        tracing::info!(event_id = %m.ev.event_id, message_id = %m.ev.message_id, sqs_message_id = %m.rec.message_id, wait_ms = wait.as_millis() as u64, "circuit open; deferred");
+        let after = self.back_off(m, wait).await;
+        Err(Fate::Deferred {
+            after,
+            why: "circuit open",
+        })
+    }
+
+    /// Waits for this invocation's share of the target's rate limit, or defers the message
+    /// when no token comes before the deadline.
+    async fn take_token(
+        &self,
+        m: &Msg<'_>,
+        key: &TargetKey,
+        client: &ClientSettings,
+        settings: &DeliverySettings,
+        gate: Gate,
+    ) -> Result<(), Fate> {
+        let cap = self.options.concurrency.of(client);
+        let rate = f64::from(settings.rate_limit_per_second.max(1)) / f64::from(cap.max(1));
+        let bucket = self.bucket(key, rate);
+        loop {
+            let wait = match bucket.lock().await.try_take(Instant::now()) {
+                Ok(()) => return Ok(()),
+                Err(wait) => wait,
+            };
+            let too_late = m
+                .deadline
+                .is_some_and(|d| Instant::now() + wait + settings.timeout + DEADLINE_MARGIN > d);
+            if too_late {
+                if gate == Gate::Probe {
+                    self.state.abandon_probe(key).await;
+                }
+                let after = self.back_off(m, wait).await;
+                tracing::info!(event_id = %m.ev.event_id, message_id = %m.ev.message_id, sqs_message_id = %m.rec.message_id, "no rate-limit token before the deadline; deferred");
+                return Err(Fate::Deferred {
+                    after,
+                    why: "rate limit",
+                });
+            }
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    /// Acts on the policy's decision about one attempt: acknowledged, retried after the
+    /// back-off, or dead-lettered. Returns the fate and, when delivered, the latency.
+    async fn settle(
+        &self,
+        m: &Msg<'_>,
+        decision: Decision,
+        record: AttemptRecord,
+    ) -> (Fate, Option<f64>) {
+        let (ev, sqs_id, receive_count) = (m.ev, &m.rec.message_id, m.rec.receive_count());
+        match decision {
+            Decision::Delivered => {
+                let latency_ms = m
+                    .rec
+                    .queued_at()
+                    .and_then(|t| SystemTime::now().duration_since(t).ok())
+                    .map(|d| d.as_secs_f64() * 1000.0);
+                tracing::info!(event_id = %ev.event_id, message_id = %ev.message_id, sqs_message_id = %sqs_id, status = record.status, attempts = receive_count, "delivered");
+                if receive_count > 1 {
+                    self.state.forget(sqs_id).await;
+                }
+                let status = record.status.unwrap_or(200);
+                (Fate::Delivered { status }, latency_ms)
+            }
+            Decision::RetryAfter(wait) if !m.last_receive => {
+                self.state.record_attempt(sqs_id, &record).await;
+                let after = self.back_off(m, wait).await;
+                tracing::info!(event_id = %ev.event_id, message_id = %ev.message_id, sqs_message_id = %sqs_id, outcome = %record.outcome, attempts = receive_count, retry_in_s = after.as_secs(), "retrying");
+                (Fate::Retried { after }, None)
+            }
+            Decision::RetryAfter(_) => {
+                let reason = format!(
+                    "the queue's maxReceiveCount ({receive_count}) is reached; last outcome {}",
+                    record.outcome
+                );
+                (self.give_up(m, reason, vec![record]).await, None)
+            }
+            Decision::DeadLetter(reason) => (
+                self.give_up(m, reason.to_string(), vec![record]).await,
+                None,
+            ),
+        }
+    }
+
+    /// Decides the fate of one callback: the configuration in force, the exact body signed
+    /// with the current key, the retry budget, the circuit breaker, the rate limit, one
+    /// attempt, and what the policy makes of it.
+    async fn deliver(&self, m: &Msg<'_>) -> Processed {
+        let (ev, sqs_id) = (m.ev, &m.rec.message_id);
+        let client = match self.client_of(m).await {
+            Ok(c) => c,
+            Err(fate) => return Processed::new(fate),
         };
         let Some(target) = client
             .targets
             .iter()
             .find(|t| t.target_id.as_str() == ev.target_id)
         else {
-            let letter = self
-                .letter(
-                    rec,
-                    Some(ev),
-                    format!("target {:?} is not configured", ev.target_id),
-                    Vec::new(),
-                )
-                .await;
-            return Processed::new(self.dead_letter(queue, rec, letter).await);
+            let reason = format!("target {:?} is not configured", ev.target_id);
+            return Processed::new(self.give_up(m, reason, Vec::new()).await);
         };
         let settings = DeliverySettings::of(target);
         let key = TargetKey {
@@ -335,124 +457,55 @@ impl<Q: QueueOps, S: Sender, C: ConfigSource, D: DeliveryState> Delivery<Q, S, C
         // The exact bytes, and the signature over them with the key sent alongside.
         let body = match request_body(ev.payload.clone()) {
             Ok(b) => Bytes::from(b),
-            Err(reason) => {
-                let letter = self.letter(rec, Some(ev), reason, Vec::new()).await;
-                return Processed::new(self.dead_letter(queue, rec, letter).await);
-            }
+            Err(reason) => return Processed::new(self.give_up(m, reason, Vec::new()).await),
         };
         let endpoint = deliver::Endpoint::of(&client, target);
         let signature = endpoint.signature(&body);
         let signature_recomputed = signature != ev.signature;
         if signature_recomputed {
-            tracing::warn!(event_id = %event_id, message_id = %message_id, sqs_message_id = %sqs_id, "detail.signature does not match the body and the current API key (key rotated since the event was signed?); sending the signature of the current key");
+            tracing::warn!(event_id = %ev.event_id, message_id = %ev.message_id, sqs_message_id = %sqs_id, "detail.signature does not match the body and the current API key (key rotated since the event was signed?); sending the signature of the current key");
         }
         let headers = endpoint.headers(signature);
+        let done = |fate: Fate, latency_ms: Option<f64>| Processed {
+            fate,
+            client_id: None,
+            latency_ms,
+            signature_recomputed,
+        };
 
         // The retry budget: from queue entry, never past the queue's retention.
         let mut policy = deliver::retry_policy(&settings);
-        if let Some(retention) = queue.retention {
+        if let Some(retention) = m.queue.retention {
             policy.budget = policy
                 .budget
                 .min(retention.saturating_sub(RETENTION_MARGIN));
         }
-        let now = SystemTime::now();
-        let queued_at = rec.queued_at();
-        let age = queued_at
-            .and_then(|t| now.duration_since(t).ok())
+        let receive_count = m.rec.receive_count();
+        let age = m
+            .rec
+            .queued_at()
+            .and_then(|t| SystemTime::now().duration_since(t).ok())
             .unwrap_or_default();
-        let done = |fate: Fate| Processed {
-            fate,
-            client_id: None,
-            latency_ms: None,
-            signature_recomputed,
-        };
         if receive_count > 1 && !policy.within_budget(age) {
-            let letter = self
-                .letter(
-                    rec,
-                    Some(ev),
-                    deliver::DeadLetterReason::BudgetExhausted {
-                        attempts: receive_count - 1,
-                    }
-                    .to_string(),
-                    Vec::new(),
-                )
-                .await;
-            return done(self.dead_letter(queue, rec, letter).await);
-        }
-
-        // Circuit breaker.
-        let mut gate = Gate::Allowed;
-        if let Some(circuit) = &settings.circuit_breaker {
-            gate = self.state.admit(&key, circuit, settings.timeout, now).await;
-            if let Gate::Denied(wait) = gate {
-                let wait = wait.max(policy.backoff.delay(receive_count, rand::random::<f64>()));
-                if last_receive || age.saturating_add(wait) > policy.budget {
-                    let letter = self
-                        .letter(
-                            rec,
-                            Some(ev),
-                            format!(
-                                "circuit open and {}",
-                                if last_receive {
-                                    "the queue's maxReceiveCount is reached"
-                                } else {
-                                    "the retry budget is spent"
-                                }
-                            ),
-                            Vec::new(),
-                        )
-                        .await;
-                    return done(self.dead_letter(queue, rec, letter).await);
-                }
-                tracing::info!(event_id = %event_id, message_id = %message_id, sqs_message_id = %sqs_id, wait_ms = wait.as_millis() as u64, "circuit open; deferred");
-                let after = self.back_off(queue, rec, ev, wait, received).await;
-                return done(Fate::Deferred {
-                    after,
-                    why: "circuit open",
-                });
-            }
-        }
-
-        // This invocation's share of the target's rate limit.
-        let cap = self.options.concurrency.of(&client);
-        let rate = f64::from(settings.rate_limit_per_second.max(1)) / f64::from(cap.max(1));
-        let bucket = self.bucket(&key, rate);
-        loop {
-            let wait = match bucket.lock().await.try_take(Instant::now()) {
-                Ok(()) => break,
-                Err(wait) => wait,
+            let reason = deliver::DeadLetterReason::BudgetExhausted {
+                attempts: receive_count - 1,
             };
-            let too_late = deadline
-                .is_some_and(|d| Instant::now() + wait + settings.timeout + DEADLINE_MARGIN > d);
-            if too_late {
-                if gate == Gate::Probe {
-                    self.state.abandon_probe(&key).await;
-                }
-                let after = self.back_off(queue, rec, ev, wait, received).await;
-                tracing::info!(event_id = %event_id, message_id = %message_id, sqs_message_id = %sqs_id, "no rate-limit token before the deadline; deferred");
-                return done(Fate::Deferred {
-                    after,
-                    why: "rate limit",
-                });
-            }
-            tokio::time::sleep(wait).await;
+            return done(self.give_up(m, reason.to_string(), Vec::new()).await, None);
+        }
+        let gate = match self.gate(m, &key, &settings, &policy, age).await {
+            Ok(gate) => gate,
+            Err(fate) => return done(fate, None),
+        };
+        if let Err(fate) = self.take_token(m, &key, &client, &settings, gate).await {
+            return done(fate, None);
         }
 
-        // The attempt.
-        let attempt = self
-            .sender
-            .send(
-                &key,
-                &settings,
-                Request {
-                    url: &endpoint.url,
-                    headers: &headers,
-                    body: &body,
-                },
-            )
-            .await;
-        let record = AttemptRecord::of(&attempt);
+        let request = Request {
+            url: &endpoint.url,
+            headers: &headers,
+            body: &body,
+        };
+        let attempt = self.sender.send(&key, &settings, request).await;
         if let Some(circuit) = &settings.circuit_breaker {
             let failed = deliver::policy::is_endpoint_failure(&attempt.outcome);
             self.state
@@ -460,43 +513,8 @@ impl<Q: QueueOps, S: Sender, C: ConfigSource, D: DeliveryState> Delivery<Q, S, C
                 .await;
         }
         let decision = policy.decide(&attempt.outcome, receive_count, age, rand::random::<f64>());
-        match decision {
-            Decision::Delivered => {
-                let latency_ms = queued_at
-                    .and_then(|t| SystemTime::now().duration_since(t).ok())
-                    .map(|d| d.as_secs_f64() * 1000.0);
-                tracing::info!(event_id = %event_id, message_id = %message_id, sqs_message_id = %sqs_id, status = record.status, attempts = receive_count, "delivered");
-                if receive_count > 1 {
-                    self.state.forget(sqs_id).await;
-                }
-                Processed {
-                    fate: Fate::Delivered {
-                        status: record.status.unwrap_or(200),
-                    },
-                    client_id: None,
-                    latency_ms,
-                    signature_recomputed,
-                }
-            }
-            Decision::RetryAfter(wait) if !last_receive => {
-                self.state.record_attempt(sqs_id, &record).await;
-                let after = self.back_off(queue, rec, ev, wait, received).await;
-                tracing::info!(event_id = %event_id, message_id = %message_id, sqs_message_id = %sqs_id, outcome = %record.outcome, attempts = receive_count, retry_in_s = after.as_secs(), "retrying");
-                done(Fate::Retried { after })
-            }
-            Decision::RetryAfter(_) => {
-                let letter = self
-                    .letter(rec, Some(ev), format!("the queue's maxReceiveCount ({receive_count}) is reached; last outcome {}", record.outcome), vec![record])
-                    .await;
-                done(self.dead_letter(queue, rec, letter).await)
-            }
-            Decision::DeadLetter(reason) => {
-                let letter = self
-                    .letter(rec, Some(ev), reason.to_string(), vec![record])
-                    .await;
-                done(self.dead_letter(queue, rec, letter).await)
-            }
-        }
+        let (fate, latency_ms) = self.settle(m, decision, AttemptRecord::of(&attempt)).await;
+        done(fate, latency_ms)
     }
 }
 
