@@ -258,13 +258,7 @@ async fn resume(
             "resuming delivery of queued callbacks"
         );
     }
-    let known: Vec<TargetKey> = queued
-        .into_iter()
-        .map(|(client_id, target_id)| TargetKey {
-            client_id,
-            target_id,
-        })
-        .collect();
+    let known = queued;
     engine.poke_all(known.iter().cloned());
     let dlq_depths = store.dlq_depths().await?;
     let dead_letters: i64 = dlq_depths.iter().map(|(_, n)| *n).sum();
@@ -280,43 +274,29 @@ struct Housekeeping {
     dlq_retention: Duration,
 }
 
-/// The result of one configuration poll, with the delivery clients of a changed configuration.
-type Polled = Result<
-    Option<(
-        reload::Reloaded,
-        HashMap<TargetKey, Arc<TargetRuntime>>,
-        Vec<ConfigProblem>,
-    )>,
-    ConfigErrors,
->;
-
-/// Polls the configuration directory and builds the delivery clients of a changed
-/// configuration (file reads, PEM reads), on a blocking thread, off the async runtime.
-async fn poll_config(watcher: &Arc<std::sync::Mutex<ConfigWatcher>>, egress: &Egress) -> Polled {
-    let (watcher, egress) = (watcher.clone(), egress.clone());
-    let polled = tokio::task::spawn_blocking(move || {
-        let mut watcher = watcher.lock().unwrap_or_else(|p| p.into_inner());
-        Ok(watcher.poll()?.map(|r| {
-            let (rts, problems) = runtimes(&r.configs, &egress);
-            (r, rts, problems)
-        }))
-    })
-    .await;
-    polled.unwrap_or_else(|e| {
-        tracing::error!(error = %e, "configuration poll failed; keeping the current configuration");
-        Ok(None)
-    })
+/// Runs `f` on a blocking thread, off the async runtime (file reads, client building).
+async fn off_runtime<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::error!(error = %e, "configuration reload failed; keeping the current configuration");
+            None
+        }
+    }
 }
 
-/// Applies a configuration poll.
+/// Applies a configuration poll. The directory is read and the delivery clients (with their
+/// PEM files) are built on a blocking thread, off the async runtime.
 async fn apply_reload(
     watcher: &Arc<std::sync::Mutex<ConfigWatcher>>,
     state: &server::AppState,
     egress: &Egress,
 ) {
     let metrics = &state.metrics;
-    match poll_config(watcher, egress).await {
-        Ok(Some((r, rts, problems))) => {
+    let w = watcher.clone();
+    let polled = off_runtime(move || w.lock().unwrap_or_else(|p| p.into_inner()).poll()).await;
+    match polled {
+        Some(Ok(Some(r))) => {
             metrics
                 .config_reload_errors
                 .fetch_add(r.problems.len() as u64, Ordering::Relaxed);
@@ -324,15 +304,24 @@ async fn apply_reload(
                 .perimeter
                 .config_clients_removed
                 .fetch_add(r.removed as u64, Ordering::Relaxed);
+            let (configs, egress) = (r.configs, egress.clone());
+            let Some((configs, rts, problems)) = off_runtime(move || {
+                let (rts, problems) = runtimes(&configs, &egress);
+                (configs, rts, problems)
+            })
+            .await
+            else {
+                return;
+            };
             for p in &problems {
                 tracing::error!(problem = %p, "cannot build delivery client");
             }
             state.engine.configure(rts);
-            tracing::info!(clients = r.configs.len(), "configuration reloaded");
-            *state.configs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(r.configs);
+            tracing::info!(clients = configs.len(), "configuration reloaded");
+            *state.configs.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(configs);
         }
-        Ok(None) => {}
-        Err(e) => {
+        Some(Ok(None)) | None => {}
+        Some(Err(e)) => {
             metrics.config_reload_errors.fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "cannot read the configuration directory; keeping the current configuration");
         }
@@ -361,13 +350,7 @@ async fn housekeeping(
         apply_reload(&watcher, &state, &h.egress).await;
         // Pick up callbacks re-queued by `callbacks dlq replay` (and any target with rows).
         if let Ok(q) = store.queued_targets().await {
-            known = q
-                .into_iter()
-                .map(|(client_id, target_id)| TargetKey {
-                    client_id,
-                    target_id,
-                })
-                .collect();
+            known = q;
         }
         engine.poke_all(known.iter().cloned());
         if last_gauges.elapsed() >= Duration::from_secs(10) {

@@ -25,7 +25,7 @@ use bytes::Bytes;
 use rusqlite::{params, Connection};
 use tokio::sync::{mpsc, oneshot};
 
-pub use crate::deliver::{rfc3339_ms, AttemptRecord, MAX_HISTORY};
+pub use crate::deliver::{rfc3339_ms, AttemptRecord, TargetKey, MAX_HISTORY};
 pub use dlq::{list_dlq, replay_dlq};
 pub use schema::{open_db, SCHEMA_VERSION};
 use writer::Cmd;
@@ -438,16 +438,21 @@ impl Store {
     }
 }
 
-/// The ids of every (client, target) with queued callbacks (to start their workers).
-pub fn queued_targets(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+/// Every target with queued callbacks (to start their workers).
+pub fn queued_targets(conn: &Connection) -> Result<Vec<TargetKey>, StoreError> {
     let mut stmt = conn.prepare("SELECT DISTINCT client_id, target_id FROM callbacks")?;
-    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = stmt.query_map([], |r| {
+        Ok(TargetKey {
+            client_id: r.get(0)?,
+            target_id: r.get(1)?,
+        })
+    })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
 impl Store {
-    /// The ids of every (client, target) with queued callbacks.
-    pub async fn queued_targets(&self) -> Result<Vec<(String, String)>, StoreError> {
+    /// Every target with queued callbacks.
+    pub async fn queued_targets(&self) -> Result<Vec<TargetKey>, StoreError> {
         self.read(queued_targets).await
     }
 }
