@@ -1,13 +1,16 @@
 //! The delivery engine, independent of where callbacks are queued: retry classification and
 //! backoff ([`policy`]), the per-target token bucket ([`rate`]), the circuit breaker
-//! ([`circuit`]), the HTTP sender ([`http`]) and its egress guard ([`egress`]). The embedded
-//! server (`local`) and the AWS delivery Lambda both build on it.
+//! ([`circuit`]), the HTTP sender ([`http`]) and its egress guard ([`egress`]), the queue port
+//! ([`queue`]) and the one function that decides a callback's fate after a send ([`fate`]).
+//! The embedded server (`local`) and the AWS delivery Lambda both build on it.
 
 pub mod circuit;
 pub mod egress;
+pub mod fate;
 pub mod http;
 pub mod listing;
 pub mod policy;
+pub mod queue;
 pub mod rate;
 pub mod record;
 pub mod request;
@@ -20,6 +23,7 @@ pub use http::{Attempt, HttpSender, MtlsFiles, Request, SenderConfig, SenderErro
 pub use policy::{
     AttemptOutcome, Backoff, Class, DeadLetterReason, Decision, RetryAfter, RetryPolicy,
 };
+pub use queue::Received;
 pub use rate::TokenBucket;
 pub use record::{rfc3339, rfc3339_ms, AttemptRecord, DeadLetterRecord, TargetKey, MAX_HISTORY};
 pub use request::Endpoint;

@@ -3,6 +3,7 @@
 use super::*;
 use crate::local::store::{Accept, NewCallback};
 use std::sync::atomic::AtomicU32;
+use std::time::Instant;
 
 /// Panics left to inject into the worker of the client `panics` (test-only fault hook).
 static PANICS: AtomicU32 = AtomicU32::new(0);

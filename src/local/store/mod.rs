@@ -13,6 +13,7 @@
 
 mod dlq;
 mod journal;
+mod queue;
 mod schema;
 mod writer;
 
@@ -27,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use crate::deliver::{rfc3339_ms, AttemptRecord, TargetKey, MAX_HISTORY};
 pub use dlq::{list_dlq, replay_dlq};
+pub use queue::{Queued, Settled};
 pub use schema::{open_db, SCHEMA_VERSION};
 use writer::Cmd;
 pub use writer::WriterStats;
