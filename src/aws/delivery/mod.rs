@@ -31,11 +31,13 @@
 //! Nothing is deleted before it is delivered or safely on the DLQ: a crash or timeout leaves
 //! every unfinished message to come back when its visibility timeout ends.
 
+mod attempt;
 mod batch;
 pub mod dlq;
 mod message;
 mod outcome;
 mod ports;
+mod received;
 pub mod sender;
 mod settings;
 pub mod sqs;
