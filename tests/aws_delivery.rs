@@ -325,11 +325,11 @@ async fn a_negative_retry_after_dead_letters_at_once() {
     let letters = dead_letters(&env).await;
     assert_eq!(letters.len(), 1);
     let l = &letters[0];
-    assert_eq!(l.client_id, CLIENT);
-    assert_eq!(l.target_id, "target-1");
-    assert_eq!(l.event_id, "ev-stop-1");
+    assert_eq!(l.routing.client_id, CLIENT);
+    assert_eq!(l.routing.target_id, "target-1");
+    assert_eq!(l.routing.event_id, "ev-stop-1");
     assert_eq!(
-        l.message_id,
+        l.routing.message_id,
         detail["messageId"].as_str().unwrap_or_default()
     );
     assert_eq!(l.attempts, 1);

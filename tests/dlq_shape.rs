@@ -10,7 +10,7 @@ use std::sync::Arc;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use callbacks::aws::delivery::{dlq, sqs::dead_letter_attributes, AttemptRecord, DeadLetter};
 use callbacks::deliver::listing;
-use callbacks::local::store::{Accept, NewCallback, Store};
+use callbacks::local::store::{Accept, NewCallback, RoutingIds, Store};
 use serde_json::{json, Value};
 
 const CLIENT: &str = "client-a";
@@ -49,12 +49,14 @@ async fn from_sqlite() -> Value {
     store
         .accept(Accept {
             callbacks: vec![NewCallback {
-                client_id: CLIENT.into(),
-                target_id: TARGET.into(),
-                event_id: EVENT.into(),
-                message_id: MESSAGE.into(),
-                traceparent: Some(TRACEPARENT.into()),
-                subscription_ids: vec!["sub-1".into()],
+                routing: RoutingIds {
+                    client_id: CLIENT.into(),
+                    target_id: TARGET.into(),
+                    event_id: EVENT.into(),
+                    message_id: MESSAGE.into(),
+                    traceparent: Some(TRACEPARENT.into()),
+                    subscription_ids: vec!["sub-1".into()],
+                },
                 body: Arc::from(body),
             }],
             ..Accept::default()

@@ -26,9 +26,9 @@ pub fn write<'a>(
             out,
             "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
             e.id,
-            e.client_id,
-            e.target_id,
-            e.message_id,
+            e.routing.client_id,
+            e.routing.target_id,
+            e.routing.message_id,
             e.attempts,
             e.last_outcome,
             e.dead_at,
@@ -41,16 +41,19 @@ pub fn write<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::deliver::RoutingIds;
 
     fn entry() -> DeadLetterRecord {
         DeadLetterRecord {
             id: "7".into(),
-            client_id: "c".into(),
-            target_id: "t".into(),
-            event_id: "e".into(),
-            message_id: "m".into(),
-            traceparent: None,
-            subscription_ids: vec![],
+            routing: RoutingIds {
+                client_id: "c".into(),
+                target_id: "t".into(),
+                event_id: "e".into(),
+                message_id: "m".into(),
+                traceparent: None,
+                subscription_ids: vec![],
+            },
             attempts: 2,
             first_attempt_at: None,
             last_outcome: "HTTP 500".into(),

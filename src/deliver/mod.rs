@@ -25,7 +25,9 @@ pub use policy::{
 };
 pub use queue::Received;
 pub use rate::TokenBucket;
-pub use record::{rfc3339, rfc3339_ms, AttemptRecord, DeadLetterRecord, TargetKey, MAX_HISTORY};
+pub use record::{
+    rfc3339, rfc3339_ms, AttemptRecord, DeadLetterRecord, RoutingIds, TargetKey, MAX_HISTORY,
+};
 pub use request::Endpoint;
 
 /// The retry policy of a target's delivery settings.

@@ -109,6 +109,19 @@ pub fn last_outcome(history: &[AttemptRecord]) -> String {
         .map_or_else(|| "-".to_string(), |a| a.outcome.clone())
 }
 
+/// Where a callback goes and what it answers: the ids a queued callback and its dead letter
+/// carry (with its body), never a URL, header or API key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutingIds {
+    pub client_id: String,
+    pub target_id: String,
+    pub event_id: String,
+    pub message_id: String,
+    pub traceparent: Option<String>,
+    pub subscription_ids: Vec<String>,
+}
+
 /// One dead letter as `callbacks dlq list --json` shows it, the same for every backend. Never
 /// holds a request header (the API key).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -116,12 +129,8 @@ pub fn last_outcome(history: &[AttemptRecord]) -> String {
 pub struct DeadLetterRecord {
     /// What `dlq replay --id` (SQLite) or `--sqs-message-id` (SQS) selects.
     pub id: String,
-    pub client_id: String,
-    pub target_id: String,
-    pub event_id: String,
-    pub message_id: String,
-    pub traceparent: Option<String>,
-    pub subscription_ids: Vec<String>,
+    #[serde(flatten)]
+    pub routing: RoutingIds,
     /// Attempts made (HTTP requests sent, or receives when that is all that is known).
     pub attempts: u32,
     pub first_attempt_at: Option<String>,

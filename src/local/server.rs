@@ -301,8 +301,8 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
     for c in &accept.callbacks {
         *per_target
             .entry(TargetKey {
-                client_id: c.client_id.clone(),
-                target_id: c.target_id.clone(),
+                client_id: c.routing.client_id.clone(),
+                target_id: c.routing.target_id.clone(),
             })
             .or_default() += 1;
     }
@@ -320,9 +320,9 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
         .take(state.limits.max_answer_callbacks)
         .map(|c| QueuedRef {
             id: 0,
-            event_id: c.event_id.clone(),
-            client_id: c.client_id.clone(),
-            target_id: c.target_id.clone(),
+            event_id: c.routing.event_id.clone(),
+            client_id: c.routing.client_id.clone(),
+            target_id: c.routing.target_id.clone(),
         })
         .collect();
     let ids = match commit(&state, accept).await {

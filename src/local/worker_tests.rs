@@ -32,12 +32,14 @@ async fn a_panicking_worker_is_restarted_and_counted_and_others_keep_going() {
     );
     PANICS.store(2, Ordering::SeqCst);
     let callback = |client: &str| NewCallback {
-        client_id: client.into(),
-        target_id: "gone".into(),
-        event_id: format!("ev-{client}"),
-        message_id: format!("msg-{client}"),
-        traceparent: None,
-        subscription_ids: vec![],
+        routing: crate::deliver::RoutingIds {
+            client_id: client.into(),
+            target_id: "gone".into(),
+            event_id: format!("ev-{client}"),
+            message_id: format!("msg-{client}"),
+            traceparent: None,
+            subscription_ids: vec![],
+        },
         body: Arc::from(&b"{}"[..]),
     };
     store

@@ -17,7 +17,7 @@ use serde_json::Value;
 use super::sqs::attr;
 use super::{parse_body, AttemptRecord};
 use crate::aws::replay::dead_letters::EventBridgeFailure;
-use crate::deliver::record::{last_outcome, rfc3339_ms, DeadLetterRecord};
+use crate::deliver::record::{last_outcome, rfc3339_ms, DeadLetterRecord, RoutingIds};
 
 /// How long listed messages stay invisible while the listing runs.
 const PEEK_VISIBILITY_SECONDS: i32 = 60;
@@ -88,15 +88,17 @@ pub fn entry(m: &Message) -> SqsDlqEntry {
         .unwrap_or_else(|| "moved by SQS (maxReceiveCount reached)".to_string());
     let record = DeadLetterRecord {
         id: m.message_id().unwrap_or_default().to_string(),
-        client_id: field(attr::CLIENT_ID, |e| &e.client_id),
-        target_id: field(attr::TARGET_ID, |e| &e.target_id),
-        message_id: field(attr::MESSAGE_ID, |e| &e.message_id),
-        event_id: field(attr::EVENT_ID, |e| &e.event_id),
-        traceparent: parsed.as_ref().and_then(|e| e.traceparent.clone()),
-        subscription_ids: parsed
-            .as_ref()
-            .map(|e| e.subscription_ids.clone())
-            .unwrap_or_default(),
+        routing: RoutingIds {
+            client_id: field(attr::CLIENT_ID, |e| &e.client_id),
+            target_id: field(attr::TARGET_ID, |e| &e.target_id),
+            message_id: field(attr::MESSAGE_ID, |e| &e.message_id),
+            event_id: field(attr::EVENT_ID, |e| &e.event_id),
+            traceparent: parsed.as_ref().and_then(|e| e.traceparent.clone()),
+            subscription_ids: parsed
+                .as_ref()
+                .map(|e| e.subscription_ids.clone())
+                .unwrap_or_default(),
+        },
         attempts: attr_str(m, attr::ATTEMPTS)
             .and_then(|a| a.parse().ok())
             .or_else(|| failure.as_ref().and_then(|f| f.retry_attempts))
@@ -188,7 +190,7 @@ pub async fn list(
     release(sqs, dlq_url, &all.iter().collect::<Vec<_>>()).await;
     Ok(all
         .into_iter()
-        .filter(|e| client_id.is_none_or(|c| e.client_id == c))
+        .filter(|e| client_id.is_none_or(|c| e.routing.client_id == c))
         .collect())
 }
 
@@ -213,7 +215,7 @@ pub async fn replay(
     let all = receive_all(sqs, dlq_url).await?;
     let (chosen, others): (Vec<&SqsDlqEntry>, Vec<&SqsDlqEntry>) = all.iter().partition(|e| {
         !e.api_destination
-            && client_id.is_none_or(|c| e.client_id == c)
+            && client_id.is_none_or(|c| e.routing.client_id == c)
             && id.is_none_or(|i| e.id == i)
     });
     release(sqs, dlq_url, &others).await;
@@ -242,7 +244,7 @@ pub async fn replay(
             release(sqs, dlq_url, &chosen[i..]).await;
             return Err(sqs_err("SendMessage", err));
         }
-        tracing::info!(event_id = %e.event_id, message_id = %e.message_id, sqs_message_id = %e.id, "replayed");
+        tracing::info!(event_id = %e.routing.event_id, message_id = %e.routing.message_id, sqs_message_id = %e.id, "replayed");
         sqs.delete_message()
             .queue_url(dlq_url)
             .receipt_handle(&e.receipt_handle)

@@ -129,7 +129,7 @@ pub async fn replay<C: ConfigSource>(
     let all = dlq::receive_all(sqs, dlq_url).await?;
     let (chosen, others): (Vec<&SqsDlqEntry>, Vec<&SqsDlqEntry>) = all.iter().partition(|e| {
         e.api_destination
-            && client_id.is_none_or(|c| e.client_id == c)
+            && client_id.is_none_or(|c| e.routing.client_id == c)
             && id.is_none_or(|i| e.id == i)
     });
     dlq::release(sqs, dlq_url, &others).await;
@@ -149,7 +149,7 @@ pub async fn replay<C: ConfigSource>(
         match resign(&e.body, bus.configs).await {
             Ok(entry) => ready.push((e, entry)),
             Err(err) => {
-                tracing::warn!(sqs_message_id = %e.id, event_id = %e.event_id, message_id = %e.message_id, error = %err, "dead letter not replayed");
+                tracing::warn!(sqs_message_id = %e.id, event_id = %e.routing.event_id, message_id = %e.routing.message_id, error = %err, "dead letter not replayed");
                 dlq::release(sqs, dlq_url, &[e]).await;
                 outcome.refused.push(Refused {
                     sqs_message_id: e.id.clone(),

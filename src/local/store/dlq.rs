@@ -3,7 +3,7 @@
 use rusqlite::{params, Connection};
 
 use super::{now_ms, parse_history, rfc3339_ms, StoreError};
-use crate::deliver::record::{last_outcome, DeadLetterRecord};
+use crate::deliver::record::{last_outcome, DeadLetterRecord, RoutingIds};
 
 /// Dead letters, oldest first, optionally of one client.
 pub fn list_dlq(
@@ -20,10 +20,15 @@ pub fn list_dlq(
         let body: Vec<u8> = r.get(9)?;
         Ok(DeadLetterRecord {
             id: r.get::<_, i64>(0)?.to_string(),
-            client_id: r.get(1)?,
-            target_id: r.get(2)?,
-            event_id: r.get(3)?,
-            message_id: r.get(4)?,
+            routing: RoutingIds {
+                client_id: r.get(1)?,
+                target_id: r.get(2)?,
+                event_id: r.get(3)?,
+                message_id: r.get(4)?,
+                traceparent: r.get(10)?,
+                subscription_ids: serde_json::from_str(&r.get::<_, String>(11)?)
+                    .unwrap_or_default(),
+            },
             dead_at: rfc3339_ms(r.get(5)?),
             attempts: u32::try_from(r.get::<_, i64>(6)?).unwrap_or(0),
             first_attempt_at: history.first().map(|a| a.at.clone()),
@@ -31,8 +36,6 @@ pub fn list_dlq(
             history,
             reason: r.get(8)?,
             payload: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
-            traceparent: r.get(10)?,
-            subscription_ids: serde_json::from_str(&r.get::<_, String>(11)?).unwrap_or_default(),
             source_queue_url: None,
         })
     })?;

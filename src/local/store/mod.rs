@@ -26,7 +26,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
-pub use crate::deliver::{rfc3339_ms, AttemptRecord, TargetKey, MAX_HISTORY};
+pub use crate::deliver::{rfc3339_ms, AttemptRecord, RoutingIds, TargetKey, MAX_HISTORY};
 pub use dlq::{list_dlq, replay_dlq};
 pub use queue::{Queued, Settled};
 use reader::Readers;
@@ -77,12 +77,7 @@ pub fn to_ms(t: SystemTime) -> i64 {
 /// A callback to queue: the exact body and the routing ids (no URL, no headers, no key).
 #[derive(Debug, Clone)]
 pub struct NewCallback {
-    pub client_id: String,
-    pub target_id: String,
-    pub event_id: String,
-    pub message_id: String,
-    pub traceparent: Option<String>,
-    pub subscription_ids: Vec<String>,
+    pub routing: RoutingIds,
     pub body: Arc<[u8]>,
 }
 
@@ -91,12 +86,14 @@ impl From<crate::pipeline::Callback> for NewCallback {
     /// signature are dropped: the request is signed again when it is sent.
     fn from(c: crate::pipeline::Callback) -> Self {
         NewCallback {
-            client_id: c.client_id,
-            target_id: c.target_id,
-            event_id: c.event_id,
-            message_id: c.message_id,
-            traceparent: c.traceparent,
-            subscription_ids: c.subscription_ids,
+            routing: RoutingIds {
+                client_id: c.client_id,
+                target_id: c.target_id,
+                event_id: c.event_id,
+                message_id: c.message_id,
+                traceparent: c.traceparent,
+                subscription_ids: c.subscription_ids,
+            },
             body: c.body,
         }
     }

@@ -214,12 +214,12 @@ fn insert_accept(
     let mut ids = Vec::with_capacity(batch.callbacks.len());
     for c in &batch.callbacks {
         ids.push(cb.insert(params![
-            c.client_id,
-            c.target_id,
-            c.event_id,
-            c.message_id,
-            c.traceparent,
-            serde_json::to_string(&c.subscription_ids).unwrap_or_else(|_| "[]".to_string()),
+            c.routing.client_id,
+            c.routing.target_id,
+            c.routing.event_id,
+            c.routing.message_id,
+            c.routing.traceparent,
+            serde_json::to_string(&c.routing.subscription_ids).unwrap_or_else(|_| "[]".to_string()),
             &c.body[..],
             now
         ])?);
