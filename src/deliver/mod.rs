@@ -17,7 +17,7 @@ pub mod request;
 
 use crate::config::DeliverySettings;
 
-pub use circuit::{Admission, CircuitBreaker, CircuitState};
+pub use circuit::{Admission, CircuitBreaker, CircuitState, EpochMs, Moment, Phase, Probe};
 pub use egress::{Egress, EgressError};
 pub use http::{Attempt, HttpSender, MtlsFiles, Request, SenderConfig, SenderError};
 pub use policy::{

@@ -259,7 +259,7 @@ impl Worker {
         let now_i = Instant::now();
         if let Some(c) = self.circuit.as_mut() {
             if policy::is_endpoint_failure(outcome) {
-                c.on_failure(now_i);
+                c.on_failure(now_i, probe);
             } else if matches!(outcome, AttemptOutcome::Status { .. }) {
                 c.on_success();
             } else if probe {
