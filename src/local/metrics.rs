@@ -120,49 +120,60 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let counter = |out: &mut String, name: &str, help: &str, v: u64| {
+        self.render_server(&mut out);
+        self.render_targets(&mut out);
+        let name = "callbacks_delivery_latency_seconds";
+        let _ = writeln!(out, "# HELP {name} Time from an event being accepted to its callback being delivered.\n# TYPE {name} histogram");
+        self.end_to_end.render(&mut out, name, "");
+        self.render_dlq(&mut out);
+        out
+    }
+
+    /// The server-wide counters.
+    fn render_server(&self, out: &mut String) {
+        let counters: [(&str, &str, &AtomicU64); 6] = [
+            (
+                "callbacks_events_received_total",
+                "Events received on POST /events.",
+                &self.events_received,
+            ),
+            (
+                "callbacks_events_rejected_total",
+                "Events rejected as invalid.",
+                &self.events_rejected,
+            ),
+            (
+                "callbacks_events_accepted_total",
+                "Events accepted and stored.",
+                &self.events_accepted,
+            ),
+            (
+                "callbacks_queued_total",
+                "Callbacks queued for delivery.",
+                &self.callbacks_queued,
+            ),
+            (
+                "callbacks_config_reload_errors_total",
+                "Configuration files that failed to load on reload.",
+                &self.config_reload_errors,
+            ),
+            (
+                "callbacks_worker_restarts_total",
+                "Delivery workers that panicked and were restarted.",
+                &self.worker_restarts,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let v = v.load(Ordering::Relaxed);
             let _ = writeln!(
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
             );
-        };
-        counter(
-            &mut out,
-            "callbacks_events_received_total",
-            "Events received on POST /events.",
-            self.events_received.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "callbacks_events_rejected_total",
-            "Events rejected as invalid.",
-            self.events_rejected.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "callbacks_events_accepted_total",
-            "Events accepted and stored.",
-            self.events_accepted.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "callbacks_queued_total",
-            "Callbacks queued for delivery.",
-            self.callbacks_queued.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "callbacks_config_reload_errors_total",
-            "Configuration files that failed to load on reload.",
-            self.config_reload_errors.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "callbacks_worker_restarts_total",
-            "Delivery workers that panicked and were restarted.",
-            self.worker_restarts.load(Ordering::Relaxed),
-        );
+        }
+    }
 
+    /// The counters, gauges and request-duration histogram of each target.
+    fn render_targets(&self, out: &mut String) {
         let targets: Vec<_> = {
             let map = self.targets.lock().unwrap_or_else(|p| p.into_inner());
             map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
@@ -228,15 +239,15 @@ impl Metrics {
         );
         for ((c, t), m) in &targets {
             m.request_duration.render(
-                &mut out,
+                out,
                 name,
                 &format!("client=\"{}\",target=\"{}\"", esc(c), esc(t)),
             );
         }
-        let name = "callbacks_delivery_latency_seconds";
-        let _ = writeln!(out, "# HELP {name} Time from an event being accepted to its callback being delivered.\n# TYPE {name} histogram");
-        self.end_to_end.render(&mut out, name, "");
+    }
 
+    /// Dead letters per client.
+    fn render_dlq(&self, out: &mut String) {
         let name = "callbacks_dlq_depth";
         let _ = writeln!(
             out,
@@ -246,7 +257,6 @@ impl Metrics {
         for (c, n) in dlq.iter() {
             let _ = writeln!(out, "{name}{{client=\"{}\"}} {n}", esc(c));
         }
-        out
     }
 }
 
