@@ -413,7 +413,7 @@ impl DeliverySettings {
         let d = delivery.unwrap_or(&default);
         let ms = |n: std::num::NonZeroU64| Duration::from_millis(n.get());
         DeliverySettings {
-            mode: d.mode.unwrap_or(types::DeliveryMode::ApiDestination),
+            mode: d.mode,
             max_retry_duration: Duration::from_secs(
                 u64::try_from(d.max_retry_duration_seconds).unwrap_or(0),
             ),

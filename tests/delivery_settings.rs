@@ -99,4 +99,13 @@ fn defaults_are_the_schemas() {
     assert_eq!(none.initial_backoff, d.initial_backoff);
     assert_eq!(none.timeout, d.timeout);
     assert_eq!(none.circuit_breaker, None);
+    // The mode too: the schema's `default`, in its wire spelling.
+    let text = callbacks::schema::files::get("client-config.schema.json").unwrap();
+    let v: Value = serde_json::from_str(text).unwrap();
+    let mode = &v["$defs"]["Delivery"]["properties"]["mode"]["default"];
+    assert_eq!(&serde_json::to_value(none.mode).unwrap(), mode);
+    assert_eq!(
+        serde_json::to_value(d.mode).unwrap(),
+        json!("api-destination")
+    );
 }

@@ -5,6 +5,7 @@
 //! - [`s3_config`]: client configuration from S3, cached with a TTL and ETag revalidation;
 //! - [`rejects`]: the rejected-events SQS queue;
 //! - [`emf`]: CloudWatch Embedded Metric Format lines;
+//! - [`env`]: the Lambdas' environment reader (one for both);
 //! - [`init_error`]: init-phase failures reported to the Runtime API;
 //! - [`delivery`]: the delivery Lambda (https delivery mode), `src/bin/delivery_lambda.rs`;
 //! - [`replay`]: `callbacks dlq replay` of API-destination dead letters and `callbacks replay`
@@ -15,6 +16,7 @@
 
 pub mod delivery;
 pub mod emf;
+pub mod env;
 pub mod handler;
 pub mod init_error;
 pub mod rejects;
@@ -24,6 +26,8 @@ pub mod s3_config;
 use std::time::Duration;
 
 use crate::transform::DEFAULT_LINK_BASE;
+
+pub use env::{Env, SettingsError};
 
 /// The Lambda binaries' logging: JSON lines on stdout (`RUST_LOG`, default `info`); every line
 /// carries the invocation span (`requestId`) and event lines their `event_id` / `message_id`.
@@ -69,14 +73,6 @@ pub struct LambdaSettings {
     pub s3_force_path_style: bool,
 }
 
-/// A missing or malformed setting.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("environment variable {name}: {reason}")]
-pub struct SettingsError {
-    pub name: &'static str,
-    pub reason: String,
-}
-
 impl LambdaSettings {
     /// Reads the settings from the process environment.
     pub fn from_env() -> Result<Self, SettingsError> {
@@ -85,38 +81,22 @@ impl LambdaSettings {
 
     /// Reads the settings through `var` (for tests).
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
-        let non_empty = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-        let required = |name: &'static str| {
-            non_empty(name).ok_or_else(|| SettingsError {
-                name,
-                reason: "is required".into(),
-            })
-        };
-        let ttl = match non_empty("CONFIG_CACHE_TTL_SECONDS") {
-            None => DEFAULT_CONFIG_TTL,
-            Some(v) => Duration::from_secs(v.trim().parse::<u64>().map_err(|_| SettingsError {
-                name: "CONFIG_CACHE_TTL_SECONDS",
-                reason: format!("{v:?} is not a whole number of seconds"),
-            })?),
-        };
-        let flag = |name: &str| {
-            non_empty(name).is_some_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "True"))
-        };
+        let env = Env(var);
+        let config = env.s3_config()?;
         Ok(LambdaSettings {
-            config_bucket: required("CLIENT_CONFIG_BUCKET")?,
-            config_prefix: var("CLIENT_CONFIG_PREFIX").unwrap_or_default(),
-            application_id_map_key: non_empty("APPLICATION_ID_MAP_KEY"),
-            config_ttl: ttl,
-            rejected_queue_url: required("REJECTED_EVENTS_QUEUE_URL")?,
-            link_base: non_empty("MESSAGE_LINK_BASE_URL")
+            config_bucket: config.bucket,
+            config_prefix: config.prefix,
+            application_id_map_key: config.application_id_map_key,
+            config_ttl: config.ttl,
+            rejected_queue_url: env.required("REJECTED_EVENTS_QUEUE_URL")?,
+            link_base: env
+                .get("MESSAGE_LINK_BASE_URL")
                 .unwrap_or_else(|| DEFAULT_LINK_BASE.to_string()),
-            metrics_namespace: non_empty("METRICS_NAMESPACE")
-                .unwrap_or_else(|| emf::DEFAULT_NAMESPACE.to_string()),
-            function_name: non_empty("AWS_LAMBDA_FUNCTION_NAME")
+            metrics_namespace: env.metrics_namespace(),
+            function_name: env
+                .get("AWS_LAMBDA_FUNCTION_NAME")
                 .unwrap_or_else(|| "transform-filter".to_string()),
-            s3_force_path_style: flag("S3_FORCE_PATH_STYLE")
-                || non_empty("AWS_ENDPOINT_URL").is_some()
-                || non_empty("AWS_ENDPOINT_URL_S3").is_some(),
+            s3_force_path_style: env.s3_force_path_style(),
         })
     }
 

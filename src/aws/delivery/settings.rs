@@ -1,7 +1,5 @@
 //! The delivery Lambda's settings, read from its environment.
 
-use std::time::Duration;
-
 use super::ConcurrencyCap;
 use crate::aws;
 
@@ -38,21 +36,8 @@ impl DeliveryLambdaSettings {
     }
 
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, aws::SettingsError> {
-        let non_empty = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-        let bucket = non_empty("CLIENT_CONFIG_BUCKET").ok_or(aws::SettingsError {
-            name: "CLIENT_CONFIG_BUCKET",
-            reason: "is required".into(),
-        })?;
-        let ttl = match non_empty("CONFIG_CACHE_TTL_SECONDS") {
-            None => aws::DEFAULT_CONFIG_TTL,
-            Some(v) => {
-                Duration::from_secs(v.trim().parse::<u64>().map_err(|_| aws::SettingsError {
-                    name: "CONFIG_CACHE_TTL_SECONDS",
-                    reason: format!("{v:?} is not a whole number of seconds"),
-                })?)
-            }
-        };
-        let concurrency = match non_empty("CLIENT_MAX_CONCURRENCY") {
+        let env = aws::Env(var);
+        let concurrency = match env.get("CLIENT_MAX_CONCURRENCY") {
             None => ConcurrencyCap::Terraform,
             Some(v) => match v.trim().parse::<u32>() {
                 Ok(n) if n >= 1 => ConcurrencyCap::Fixed(n),
@@ -64,25 +49,19 @@ impl DeliveryLambdaSettings {
                 }
             },
         };
-        let endpoint = non_empty("AWS_ENDPOINT_URL_SQS").or_else(|| non_empty("AWS_ENDPOINT_URL"));
+        let endpoint = env
+            .get("AWS_ENDPOINT_URL_SQS")
+            .or_else(|| env.get("AWS_ENDPOINT_URL"));
         Ok(DeliveryLambdaSettings {
-            config: aws::s3_config::S3ConfigSettings {
-                bucket,
-                prefix: var("CLIENT_CONFIG_PREFIX").unwrap_or_default(),
-                application_id_map_key: non_empty("APPLICATION_ID_MAP_KEY"),
-                ttl,
-            },
-            metrics_namespace: non_empty("METRICS_NAMESPACE")
-                .unwrap_or_else(|| aws::emf::DEFAULT_NAMESPACE.to_string()),
-            state_table: non_empty("DELIVERY_STATE_TABLE"),
-            extra_ca_file: non_empty("EXTRA_CA_BUNDLE_FILE").map(std::path::PathBuf::from),
-            allow_private_egress: non_empty("ALLOW_PRIVATE_EGRESS")
-                .is_some_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "True")),
+            config: env.s3_config()?,
+            metrics_namespace: env.metrics_namespace(),
+            state_table: env.get("DELIVERY_STATE_TABLE"),
+            extra_ca_file: env
+                .get("EXTRA_CA_BUNDLE_FILE")
+                .map(std::path::PathBuf::from),
+            allow_private_egress: env.flag("ALLOW_PRIVATE_EGRESS"),
             concurrency,
-            s3_force_path_style: non_empty("S3_FORCE_PATH_STYLE")
-                .is_some_and(|v| matches!(v.trim(), "1" | "true" | "TRUE" | "True"))
-                || non_empty("AWS_ENDPOINT_URL").is_some()
-                || non_empty("AWS_ENDPOINT_URL_S3").is_some(),
+            s3_force_path_style: env.s3_force_path_style(),
             sqs_url_base: endpoint.map(|e| e.trim_end_matches('/').to_string()),
         })
     }
