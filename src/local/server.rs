@@ -276,6 +276,31 @@ async fn commit(state: &AppState, mut accept: Accept) -> Result<Vec<i64>, Respon
     }
 }
 
+/// Callbacks queued per target by one request.
+fn per_target(accept: &Accept) -> BTreeMap<TargetKey, i64> {
+    let mut per_target: BTreeMap<TargetKey, i64> = BTreeMap::new();
+    for c in &accept.callbacks {
+        *per_target
+            .entry(TargetKey {
+                client_id: c.routing.client_id.clone(),
+                target_id: c.routing.target_id.clone(),
+            })
+            .or_default() += 1;
+    }
+    per_target
+}
+
+/// One log line per accepted (debug) and rejected (info) event.
+fn log_outcomes(accept: &Accept) {
+    for e in &accept.events {
+        tracing::debug!(event_id = %e.event_id, message_id = %e.message_id, client_id = %e.client_id, callbacks = e.callbacks,
+            "event accepted");
+    }
+    for r in &accept.rejects {
+        tracing::info!(event_id = r.event_id.as_deref().unwrap_or("-"), reason = %r.reason, "event rejected");
+    }
+}
+
 async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let kind = match gate(&state, &headers) {
         Ok(k) => k,
@@ -297,22 +322,8 @@ async fn ingest(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
         Err(r) => return r,
     };
     let received = report.accepted + report.rejected_count;
-    let mut per_target: BTreeMap<TargetKey, i64> = BTreeMap::new();
-    for c in &accept.callbacks {
-        *per_target
-            .entry(TargetKey {
-                client_id: c.routing.client_id.clone(),
-                target_id: c.routing.target_id.clone(),
-            })
-            .or_default() += 1;
-    }
-    for e in &accept.events {
-        tracing::debug!(event_id = %e.event_id, message_id = %e.message_id, client_id = %e.client_id, callbacks = e.callbacks,
-            "event accepted");
-    }
-    for r in &accept.rejects {
-        tracing::info!(event_id = r.event_id.as_deref().unwrap_or("-"), reason = %r.reason, "event rejected");
-    }
+    let per_target = per_target(&accept);
+    log_outcomes(&accept);
     let queued = accept.callbacks.len();
     let mut listed: Vec<QueuedRef> = accept
         .callbacks
