@@ -1,12 +1,14 @@
 //! Schema-first core: the types generated from `schemas/` by `build.rs`, the embedded schema
 //! files, and run-time validation compiled once from those same files.
 
+pub mod doc;
 pub mod normalise;
 pub mod scan;
 pub mod tree;
+pub mod tree_json;
 mod validate;
 
-pub use normalise::Doc;
+pub use doc::Doc;
 pub use tree::Tree;
 pub use validate::{FieldError, Schemas};
 

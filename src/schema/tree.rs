@@ -3,7 +3,7 @@
 //! Strings point into the input bytes (copied only when they hold escapes) and objects are
 //! member lists, so parsing builds no maps and allocates a fraction of what
 //! `serde_json::Value` does. The `jsonschema` validators read it through that crate's
-//! `json::{Json, Node, Object, Array}` extension traits, so the same compiled schemas apply.
+//! extension traits ([`super::tree_json`]), so the same compiled schemas apply.
 //!
 //! Semantics match `serde_json::Value` exactly where validation can see them: numbers are
 //! `serde_json::Number`s parsed by the same parser. An object keeps every member as written,
@@ -14,10 +14,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::ops::ControlFlow;
 
-use jsonschema::json::{Array, Json, JsonNumber, Node, NodeIdentity, Object};
-use jsonschema::JsonType;
 use serde::de::value::{BorrowedStrDeserializer, MapDeserializer, SeqDeserializer};
 use serde::de::{Deserialize, Deserializer, IntoDeserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Number, Value};
@@ -191,165 +188,6 @@ impl<'de> Deserialize<'de> for Tree<'de> {
     }
 }
 
-/// The `jsonschema` representation marker for [`Tree`].
-pub struct TreeJson;
-
-impl Json for TreeJson {
-    type Node<'a> = &'a Tree<'a>;
-    type PreparedKey = String;
-    type StringBuffer = ();
-
-    // A lookup is a scan of the member list, so a members pass is worth several lookups.
-    const KEYS_PER_LOOKUP: usize = 4;
-    const ACYCLIC: bool = true;
-
-    fn prepare_key(key: &str) -> String {
-        key.to_owned()
-    }
-
-    fn with_string_node<T>((): &mut (), string: &str, f: impl FnOnce(Self::Node<'_>) -> T) -> T {
-        f(&Tree::String(Cow::Borrowed(string)))
-    }
-}
-
-/// A number of a [`Tree`].
-pub struct TreeNumber<'a>(&'a Number);
-
-impl JsonNumber for TreeNumber<'_> {
-    fn as_u64(&self) -> Option<u64> {
-        self.0.as_u64()
-    }
-    fn as_i64(&self) -> Option<i64> {
-        self.0.as_i64()
-    }
-    fn as_f64(&self) -> Option<f64> {
-        self.0.as_f64()
-    }
-    fn as_str(&self) -> Cow<'_, str> {
-        Cow::Owned(self.0.to_string())
-    }
-    fn to_number(&self) -> Cow<'_, Number> {
-        Cow::Borrowed(self.0)
-    }
-    fn is_written_as_integer(&self) -> bool {
-        // `serde_json::Number` keeps integers as integers: a literal with a fraction or an
-        // exponent is an f64.
-        !self.0.is_f64()
-    }
-}
-
-impl<'a> Node<'a, TreeJson> for &'a Tree<'a> {
-    type Object = &'a [(Cow<'a, str>, Tree<'a>)];
-    type Array = &'a [Tree<'a>];
-    type Number = TreeNumber<'a>;
-
-    fn as_object(&self) -> Option<Self::Object> {
-        match self {
-            Tree::Object(members) => Some(members),
-            _ => None,
-        }
-    }
-    fn as_array(&self) -> Option<Self::Array> {
-        match self {
-            Tree::Array(items) => Some(items),
-            _ => None,
-        }
-    }
-    fn as_string(&self) -> Option<Cow<'a, str>> {
-        match *self {
-            Tree::String(s) => Some(Cow::Borrowed(s.as_ref())),
-            _ => None,
-        }
-    }
-    fn as_number(&self) -> Option<TreeNumber<'a>> {
-        match *self {
-            Tree::Number(n) => Some(TreeNumber(n)),
-            _ => None,
-        }
-    }
-    fn is_number(&self) -> bool {
-        matches!(self, Tree::Number(_))
-    }
-    fn as_boolean(&self) -> Option<bool> {
-        match self {
-            Tree::Bool(b) => Some(*b),
-            _ => None,
-        }
-    }
-    fn is_null(&self) -> bool {
-        matches!(self, Tree::Null)
-    }
-    fn json_type(&self) -> JsonType {
-        match self {
-            Tree::Null => JsonType::Null,
-            Tree::Bool(_) => JsonType::Boolean,
-            Tree::Number(_) => JsonType::Number,
-            Tree::String(_) => JsonType::String,
-            Tree::Array(_) => JsonType::Array,
-            Tree::Object(_) => JsonType::Object,
-        }
-    }
-    fn to_value(&self) -> Cow<'a, Value> {
-        Cow::Owned(Tree::to_value(self))
-    }
-    fn identity(&self) -> Option<NodeIdentity> {
-        Some(NodeIdentity::new(
-            std::ptr::from_ref::<Tree<'a>>(*self) as usize
-        ))
-    }
-}
-
-impl<'a> Object<'a, TreeJson> for &'a [(Cow<'a, str>, Tree<'a>)] {
-    type Node = &'a Tree<'a>;
-    type MemberName = &'a str;
-    type MembersIter = Members<'a>;
-
-    fn len(&self) -> usize {
-        <[_]>::len(self)
-    }
-    fn get(&self, key: &String) -> Option<&'a Tree<'a>> {
-        self.iter()
-            .rev()
-            .find(|(name, _)| name == key)
-            .map(|(_, value)| value)
-    }
-    fn members(&self) -> Members<'a> {
-        Members(self.iter())
-    }
-    fn try_for_each_name_node<B>(
-        &self,
-        (): &mut (),
-        mut f: impl FnMut(<TreeJson as Json>::Node<'_>) -> ControlFlow<B>,
-    ) -> ControlFlow<B> {
-        for (name, _) in self.iter() {
-            f(&Tree::String(Cow::Borrowed(name)))?;
-        }
-        ControlFlow::Continue(())
-    }
-}
-
-/// The members of a [`Tree`] object, in document order.
-pub struct Members<'a>(std::slice::Iter<'a, (Cow<'a, str>, Tree<'a>)>);
-
-impl<'a> Iterator for Members<'a> {
-    type Item = (&'a str, &'a Tree<'a>);
-    fn next(&mut self) -> Option<Self::Item> {
-        self.0.next().map(|(name, value)| (name.as_ref(), value))
-    }
-}
-
-impl<'a> Array<'a, TreeJson> for &'a [Tree<'a>] {
-    type Node = &'a Tree<'a>;
-    type ElementsIter = std::slice::Iter<'a, Tree<'a>>;
-
-    fn len(&self) -> usize {
-        <[_]>::len(self)
-    }
-    fn elements(&self) -> std::slice::Iter<'a, Tree<'a>> {
-        self.iter()
-    }
-}
-
 /// Typed reads from a parsed [`Tree`] (strings are handed out borrowed), so the accept path
 /// deserializes the generated types without scanning the JSON text a second time.
 impl<'de> Deserializer<'de> for &'de Tree<'de> {
@@ -441,13 +279,6 @@ mod tests {
     }
 
     #[test]
-    fn meets_the_jsonschema_representation_contract() {
-        let text = serde_json::to_vec(&jsonschema::json::conformance::document()).expect("json");
-        let tree = Tree::parse(&text).expect("json");
-        jsonschema::json::conformance::assert_conformance::<TreeJson>(&&tree);
-    }
-
-    #[test]
     fn a_repeated_key_reads_as_its_last_occurrence_like_a_value_map() {
         let text = br#"{"k":1,"k":2}"#;
         let tree = Tree::parse(text).expect("json");
@@ -457,7 +288,11 @@ mod tests {
             Tree::Object(m) => m.as_slice(),
             _ => panic!("object"),
         };
-        let found = Object::<TreeJson>::get(&members, &"k".to_string()).map(Tree::to_value);
+        let found = jsonschema::json::Object::<super::super::tree_json::TreeJson>::get(
+            &members,
+            &"k".to_string(),
+        )
+        .map(Tree::to_value);
         assert_eq!(found, Some(Value::from(2)));
     }
 

@@ -6,8 +6,10 @@ use std::sync::OnceLock;
 use jsonschema::{Registry, Validator};
 use serde_json::{json, Value};
 
-use super::normalise::{drop_nulls, CaseFields, Doc};
-use super::tree::{Tree, TreeJson};
+use super::doc::{drop_nulls, Doc};
+use super::normalise::CaseFields;
+use super::tree::Tree;
+use super::tree_json::TreeJson;
 use super::{files, registry, EventKind};
 
 /// One violated constraint: where (a JSON pointer into the instance) and why.
