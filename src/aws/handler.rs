@@ -18,8 +18,9 @@ use serde::{Serialize, Serializer};
 
 use crate::config::ClientSettings;
 use crate::event::{EventError, InboundEvent, Rejected};
-use crate::pipeline::{self, CoreOptions, ProcessError};
+use crate::pipeline::{self, CoreOptions, ProcessError, Routed};
 use crate::schema::FieldError;
+use crate::sign::SigningKey;
 use crate::transform::Payload;
 
 use super::emf::InvocationMetrics;
@@ -160,7 +161,27 @@ enum Built {
     Rejected(RejectedRecord),
 }
 
-type Clients = HashMap<String, Option<Arc<ClientSettings>>>;
+/// A client's configuration with its targets' signing keys, keyed once per batch (as
+/// `callbacks transform` keys them once per run): signing a callback then hashes the body and
+/// one outer block, not the key's pad blocks again.
+struct Client {
+    settings: Arc<ClientSettings>,
+    /// By target index.
+    keys: Vec<SigningKey>,
+}
+
+impl Client {
+    fn new(settings: Arc<ClientSettings>) -> Client {
+        let keys = settings
+            .targets
+            .iter()
+            .map(|t| SigningKey::new(&settings.application_id, pipeline::target_api_key(t)))
+            .collect();
+        Client { settings, keys }
+    }
+}
+
+type Clients = HashMap<String, Option<Client>>;
 
 /// Filters, transforms and signs one accepted event.
 fn build(a: Accepted, clients: &Clients, opts: &CoreOptions) -> Built {
@@ -237,7 +258,11 @@ pub async fn handle<C: ConfigSource, R: RejectSink>(
     }
 
     // 2. The configuration of every client in the batch, fetched concurrently.
-    let clients = lookup_clients(&accepted, configs, &mut metrics).await?;
+    let clients: Clients = lookup_clients(&accepted, configs, &mut metrics)
+        .await?
+        .into_iter()
+        .map(|(id, settings)| (id, settings.map(Client::new)))
+        .collect();
 
     // 3. Filter, transform, sign.
     let mut output = Vec::with_capacity(accepted.len());
@@ -314,33 +339,44 @@ async fn lookup_clients<C: ConfigSource>(
 }
 
 /// The output elements for one event and one client (empty when no subscription matched).
+/// The payload is built and serialized once; each route is signed over that body with its
+/// target's key.
 fn details_for(
     ev: &InboundEvent,
-    client: &ClientSettings,
+    client: &Client,
     opts: &CoreOptions,
 ) -> Result<Vec<CallbackDetail>, String> {
-    let signed = pipeline::signed_callbacks(ev, client, opts).map_err(|e| match e {
+    let settings = client.settings.as_ref();
+    let routed = pipeline::route_event(ev, settings, opts).map_err(|e| match e {
         ProcessError::Rejected(r) => r.to_string(),
         ProcessError::Transform { source, .. } => source.to_string(),
     })?;
-    let Some(signed) = signed else {
+    let Some(Routed {
+        payload,
+        body,
+        routes,
+    }) = routed
+    else {
         return Ok(Vec::new());
     };
-    // Every body is the compact serialization of this payload (`pipeline::signed_callbacks`),
-    // and the runtime writes `payload` with the same serializer.
-    let payload = Arc::new(signed.payload);
-    Ok(signed
-        .callbacks
+    // `body` is the compact serialization of this payload (`pipeline::route_event`), and the
+    // runtime writes `payload` with the same serializer.
+    let payload = Arc::new(payload);
+    Ok(routes
         .into_iter()
-        .map(|cb| CallbackDetail {
-            client_id: cb.client_id,
-            target_id: cb.target_id,
-            subscription_ids: cb.subscription_ids,
-            signature: cb.signature,
+        .map(|route| CallbackDetail {
+            client_id: settings.client_id.clone(),
+            target_id: settings.targets[route.target].target_id.to_string(),
+            subscription_ids: route
+                .subscription_ids
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            signature: client.keys[route.target].signature(body.as_bytes()),
             payload: SharedPayload(Arc::clone(&payload)),
-            event_id: cb.event_id,
-            message_id: cb.message_id,
-            traceparent: cb.traceparent,
+            event_id: ev.id().to_string(),
+            message_id: ev.message_id().to_string(),
+            traceparent: ev.traceparent().map(str::to_owned),
         })
         .collect())
 }
