@@ -75,21 +75,14 @@ impl<R: Read> BlockReader<R> {
         }
     }
 
-    /// Reads more input onto the end of `buf`; `Ok(false)` at the end of the input.
+    /// Reads up to [`BLOCK_BYTES`] more input onto the end of `buf`; `Ok(false)` at the end of
+    /// the input. `read_to_end` reads into the spare capacity as it is (a reader such as stdin
+    /// or a file fills it without the buffer being zeroed first).
     fn fill(&mut self, buf: &mut Vec<u8>) -> io::Result<bool> {
-        let start = buf.len();
-        buf.resize(start + BLOCK_BYTES, 0);
-        let n = loop {
-            match self.input.read(&mut buf[start..]) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    buf.truncate(start);
-                    return Err(e);
-                }
-            }
-        };
-        buf.truncate(start + n);
+        buf.reserve(BLOCK_BYTES);
+        let n = (&mut self.input)
+            .take(BLOCK_BYTES as u64)
+            .read_to_end(buf)?;
         Ok(n > 0)
     }
 
