@@ -2,15 +2,19 @@
 //! into the form the filter uses.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::schema::types::{self, ClientConfig, Subscription, Target};
+use crate::schema::types::{ClientConfig, Subscription, Target};
 use crate::schema::{FieldError, Schemas};
 
+mod delivery;
+mod dir;
 pub mod rules;
+
+pub use delivery::{CircuitSettings, DeliverySettings, MtlsFiles};
+pub use dir::{config_files, load_application_ids, load_dir, load_file};
 
 /// The name of the optional clientId → applicationId map file inside a configuration directory.
 pub const APPLICATION_ID_MAP_FILE: &str = "application-ids.json";
@@ -279,162 +283,4 @@ fn compile(
         targets: doc.targets.clone(),
         document: doc,
     })
-}
-
-/// The client configuration files of a directory: every `*.json` except the application id map.
-pub fn config_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigErrors> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        ConfigErrors(vec![problem(
-            &dir.display().to_string(),
-            "",
-            format!("cannot read directory: {e}"),
-        )])
-    })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "json")
-                && p.file_name().is_some_and(|n| n != APPLICATION_ID_MAP_FILE)
-                && p.is_file()
-        })
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-/// Reads the application id map of a directory, if there is one.
-pub fn load_application_ids(dir: &Path) -> Result<HashMap<String, String>, ConfigErrors> {
-    let path = dir.join(APPLICATION_ID_MAP_FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => parse_application_ids(&path.display().to_string(), &bytes),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(HashMap::new()),
-        Err(e) => Err(ConfigErrors(vec![problem(
-            &path.display().to_string(),
-            "",
-            format!("cannot read: {e}"),
-        )])),
-    }
-}
-
-/// Loads one configuration file.
-pub fn load_file(
-    path: &Path,
-    application_ids: &HashMap<String, String>,
-) -> Result<ClientSettings, ConfigErrors> {
-    let name = path.display().to_string();
-    let bytes = std::fs::read(path)
-        .map_err(|e| ConfigErrors(vec![problem(&name, "", format!("cannot read: {e}"))]))?;
-    parse_client(&name, &bytes, application_ids)
-}
-
-/// Loads every client configuration in a directory, reporting every problem in every file.
-pub fn load_dir(dir: &Path) -> Result<ConfigSet, ConfigErrors> {
-    let mut errs = Vec::new();
-    let application_ids = load_application_ids(dir).unwrap_or_else(|e| {
-        errs.extend(e.0);
-        HashMap::new()
-    });
-    let mut set = ConfigSet::default();
-    let mut owner: HashMap<String, PathBuf> = HashMap::new();
-    for path in config_files(dir)? {
-        match load_file(&path, &application_ids) {
-            Ok(client) => {
-                if let Some(first) = owner.get(&client.client_id) {
-                    errs.push(problem(
-                        &path.display().to_string(),
-                        "/clientId",
-                        format!(
-                            "client {:?} is already configured in {}",
-                            client.client_id,
-                            first.display()
-                        ),
-                    ));
-                    continue;
-                }
-                owner.insert(client.client_id.clone(), path.clone());
-                set.insert(client);
-            }
-            Err(e) => errs.extend(e.0),
-        }
-    }
-    if errs.is_empty() {
-        Ok(set)
-    } else {
-        Err(ConfigErrors(errs))
-    }
-}
-
-/// The effective delivery settings of a target, defaults applied.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeliverySettings {
-    pub mode: types::DeliveryMode,
-    pub max_retry_duration: std::time::Duration,
-    pub initial_backoff: std::time::Duration,
-    pub max_backoff: std::time::Duration,
-    pub timeout: std::time::Duration,
-    pub circuit_breaker: Option<CircuitSettings>,
-    pub rate_limit_per_second: u32,
-    /// The client certificate presented to the target (`delivery.mtls`).
-    pub mtls: Option<MtlsFiles>,
-}
-
-/// Client certificate files for mutual TLS (PEM).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MtlsFiles {
-    pub cert_pem: std::path::PathBuf,
-    pub key_pem: std::path::PathBuf,
-    /// When given, only this CA bundle is trusted for the target's server certificate.
-    pub ca_pem: Option<std::path::PathBuf>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct CircuitSettings {
-    pub failure_threshold: u32,
-    pub cooldown: std::time::Duration,
-}
-
-impl DeliverySettings {
-    /// The settings of a target: its `delivery` fields, each absent one taking its `default`
-    /// from `schemas/client-config.schema.json` (the generated `Default`).
-    pub fn of(target: &Target) -> Self {
-        let rate = u32::try_from(target.invocation_rate_limit.get()).unwrap_or(u32::MAX);
-        Self::from_delivery(target.delivery.as_ref(), rate)
-    }
-
-    /// The schema's defaults, at `rate_limit_per_second`.
-    pub fn defaults(rate_limit_per_second: u32) -> Self {
-        Self::from_delivery(None, rate_limit_per_second)
-    }
-
-    fn from_delivery(delivery: Option<&types::Delivery>, rate_limit_per_second: u32) -> Self {
-        use std::time::Duration;
-        let default = types::Delivery::default();
-        let d = delivery.unwrap_or(&default);
-        let ms = |n: std::num::NonZeroU64| Duration::from_millis(n.get());
-        DeliverySettings {
-            mode: d.mode,
-            max_retry_duration: Duration::from_secs(
-                u64::try_from(d.max_retry_duration_seconds).unwrap_or(0),
-            ),
-            initial_backoff: ms(d.initial_backoff_ms),
-            max_backoff: ms(d.max_backoff_ms),
-            timeout: ms(d.timeout_ms),
-            circuit_breaker: d.circuit_breaker.as_ref().filter(|c| c.enabled).map(|c| {
-                CircuitSettings {
-                    failure_threshold: u32::try_from(c.failure_threshold.get()).unwrap_or(u32::MAX),
-                    cooldown: ms(c.cooldown_ms),
-                }
-            }),
-            rate_limit_per_second,
-            mtls: d.mtls.as_ref().map(|m| MtlsFiles {
-                cert_pem: std::path::PathBuf::from(m.cert_pem_file.as_str()),
-                key_pem: std::path::PathBuf::from(m.key_pem_file.as_str()),
-                ca_pem: m
-                    .ca_pem_file
-                    .as_ref()
-                    .map(|c| std::path::PathBuf::from(c.as_str())),
-            }),
-        }
-    }
 }
