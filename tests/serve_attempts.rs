@@ -21,7 +21,7 @@ async fn attempts_api_follows_queued_dead_lettered_and_delivered_callbacks() {
     let (receiver, raddr) = Proc::receive(&recv_config, &["--json"]);
     let spec = TargetSpec::new("t1", format!("http://{raddr}/cb"));
     serve_support::write_config(&config, "c1", &client_config("c1", &[spec]));
-    let (_serve, ingest, admin) = Proc::serve(&config, &data);
+    let (serve, ingest, admin) = Proc::serve(&config, &data);
     let admin = Admin::new(admin);
 
     let mut retrying = message_event("c1", "evt-retrying", "DELIVERED");
@@ -30,15 +30,7 @@ async fn attempts_api_follows_queued_dead_lettered_and_delivered_callbacks() {
     dead["data"]["messageReference"] = json!("force-400-permanent");
     let delivered = message_event("c1", "evt-ok", "DELIVERED");
     for e in [&retrying, &dead, &delivered] {
-        let r = admin
-            .http
-            .post(format!("{ingest}/events"))
-            .header("content-type", "application/cloudevents+json")
-            .json(e)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 202);
+        assert_eq!(serve.post_event(e).await.0, 202);
     }
     // The receiver answered: 503 at least twice, 400 once, 202 once.
     let start = Instant::now();

@@ -40,16 +40,8 @@ async fn default_logs_show_the_start_up_summary_a_retry_and_a_dead_letter_with_r
     let retried = message_event("c1", "evt-retried", "DELIVERED");
     let mut dead = message_event("c1", "evt-dead", "DELIVERED");
     dead["data"]["messageReference"] = json!("force-400-permanent");
-    let http = reqwest::Client::new();
     for e in [&retried, &dead] {
-        let r = http
-            .post(format!("http://{addr}/events"))
-            .header("content-type", "application/cloudevents+json")
-            .json(e)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 202);
+        assert_eq!(serve.post_event(e).await.0, 202);
     }
     // The receiver saw: one 500 (scripted), one 400 (prefix), one 202 (the retry).
     let start = std::time::Instant::now();

@@ -21,6 +21,8 @@ pub struct Proc {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
+    /// The ingest base URL of a `serve` started by [`Proc::serve`].
+    ingest: Option<String>,
 }
 
 fn collect(r: impl std::io::Read + Send + 'static, into: Arc<Mutex<Vec<String>>>) {
@@ -53,6 +55,7 @@ impl Proc {
             child,
             lines,
             stderr,
+            ingest: None,
         }
     }
 
@@ -62,7 +65,7 @@ impl Proc {
     /// URLs (`http://ADDR`).
     pub fn serve(config: &Path, data: &Path) -> (Proc, String, String) {
         let (config, data) = (config.to_str().unwrap(), data.to_str().unwrap());
-        let p = Proc::start(
+        let mut p = Proc::start(
             &[
                 "serve",
                 "--listen",
@@ -83,7 +86,26 @@ impl Proc {
         let admin = p.wait_line(Duration::from_secs(5), |l| l.starts_with("admin on "));
         let ingest = ingest.trim_start_matches("listening on ").to_string();
         let admin = admin.trim_start_matches("admin on ").to_string();
+        p.ingest = Some(ingest.clone());
         (p, ingest, admin)
+    }
+
+    /// POSTs one CloudEvent to this `serve` (started by [`Proc::serve`]): the status and the
+    /// JSON answer (`null` if there is none).
+    pub async fn post_event(&self, event: &Value) -> (u16, Value) {
+        let ingest = self
+            .ingest
+            .as_deref()
+            .expect("a serve started by Proc::serve");
+        let r = reqwest::Client::new()
+            .post(format!("{ingest}/events"))
+            .header("content-type", "application/cloudevents+json")
+            .json(event)
+            .send()
+            .await
+            .expect("POST /events");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// `callbacks receive --listen 127.0.0.1:0 --config DIR EXTRA...`, once it listens.
