@@ -6,11 +6,13 @@
 #![cfg(all(feature = "aws", feature = "local"))]
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use callbacks::aws::delivery::{dlq, sqs::dead_letter_attributes, AttemptRecord, DeadLetter};
 use callbacks::deliver::listing;
-use callbacks::local::store::{Accept, NewCallback, RoutingIds, Store};
+use callbacks::deliver::{fate, Attempt, AttemptOutcome, Backoff, RetryPolicy};
+use callbacks::local::store::{Accept, NewCallback, Queued, RoutingIds, Settled, Store};
 use serde_json::{json, Value};
 
 const CLIENT: &str = "client-a";
@@ -41,7 +43,18 @@ fn history() -> Vec<AttemptRecord> {
     ]
 }
 
-/// `dlq list --json --data-dir`, after the store dead-lettered the callback with `history`.
+fn policy() -> RetryPolicy {
+    RetryPolicy {
+        backoff: Backoff {
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(1),
+        },
+        budget: Duration::from_secs(3600),
+    }
+}
+
+/// `dlq list --json --data-dir`, after serve's engine dead-lettered the callback with
+/// `history`.
 async fn from_sqlite() -> Value {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = Store::open(dir.path()).expect("store");
@@ -63,11 +76,27 @@ async fn from_sqlite() -> Value {
         })
         .await
         .expect("accept");
-    let queued = store.load(CLIENT, TARGET, 0, 10).await.expect("load");
+    let mut queued = store.load(CLIENT, TARGET, 0, 10).await.expect("load");
     assert_eq!(queued.len(), 1);
-    store
-        .dead_letter(queued[0].id, 2, &history(), REASON.into())
-        .await;
+    // The failure history made by serve's engine: each attempt settled through the store's
+    // queue port, a 503 (rescheduled) then a 400 (dead-lettered).
+    let mut job = queued.remove(0);
+    for a in history() {
+        let attempt = Attempt {
+            outcome: AttemptOutcome::Status {
+                status: a.status.expect("status"),
+                retry_after: None,
+            },
+            started: SystemTime::from(chrono::DateTime::parse_from_rfc3339(&a.at).expect("time")),
+            duration: Duration::from_millis(a.duration_ms),
+        };
+        let callback = Queued { store: &store, job };
+        match fate::settle(callback, &policy(), &attempt).await {
+            Settled::Retried(again) => job = again,
+            Settled::DeadLettered => break,
+            Settled::Delivered { .. } => panic!("a failure was delivered"),
+        }
+    }
     store.flush().await;
     let mut out = Vec::new();
     let n = callbacks::local::dlq::list(dir.path(), None, true, &mut out).expect("list");

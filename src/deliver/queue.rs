@@ -2,7 +2,7 @@
 //!
 //! Both delivery drivers act on a callback through this one trait, and [`super::fate`] decides
 //! which method is called. The backends sit side by side, each beside its driver:
-//! - SQLite (`callbacks serve`, `local::queue`): the worker loads rows with `Store::load`;
+//! - SQLite (`callbacks serve`, `local::store::queue`): the worker loads rows with `Store::load`;
 //!   ack deletes the row, retry-after reschedules it with its history, dead-letter moves it to
 //!   the `dlq` table;
 //! - SQS (the delivery Lambda, `aws::delivery::received`): the event source mapping receives

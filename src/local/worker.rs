@@ -26,6 +26,7 @@ use crate::deliver::{self, Egress, Endpoint, HttpSender, RetryPolicy, SenderErro
 use super::metrics::Metrics;
 use super::store::Store;
 use target::Worker;
+
 /// The first pause before a panicked worker is started again (doubles up to the maximum).
 const RESTART_PAUSE: Duration = Duration::from_millis(100);
 const MAX_RESTART_PAUSE: Duration = Duration::from_secs(30);
