@@ -20,6 +20,22 @@ const PROBE_LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// Optimistic write attempts before giving up.
 const CAS_ATTEMPTS: usize = 4;
 
+/// Why the circuit item could not be read or changed (the caller fails open).
+#[derive(Debug, thiserror::Error)]
+enum CircuitStoreError {
+    #[error("DynamoDB {op} failed: {reason}")]
+    Call { op: &'static str, reason: String },
+    #[error("too much contention on the circuit item")]
+    Contention,
+}
+
+fn call_failed<E: std::error::Error>(op: &'static str, e: E) -> CircuitStoreError {
+    CircuitStoreError::Call {
+        op,
+        reason: DisplayErrorContext(e).to_string(),
+    }
+}
+
 fn ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -61,7 +77,7 @@ impl DynamoState {
     }
 
     /// The circuit and its version (0: no item).
-    async fn load(&self, pk: &str) -> Result<(SharedCircuit, u64), String> {
+    async fn load(&self, pk: &str) -> Result<(SharedCircuit, u64), CircuitStoreError> {
         let out = self
             .db
             .get_item()
@@ -70,7 +86,7 @@ impl DynamoState {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| format!("GetItem failed: {}", DisplayErrorContext(e)))?;
+            .map_err(|e| call_failed("GetItem", e))?;
         Ok(match out.item() {
             None => (SharedCircuit::default(), 0),
             Some(item) => (
@@ -85,7 +101,12 @@ impl DynamoState {
     }
 
     /// Writes `next` if the item is still at `version`. `Ok(false)`: someone else wrote first.
-    async fn store(&self, pk: &str, next: SharedCircuit, version: u64) -> Result<bool, String> {
+    async fn store(
+        &self,
+        pk: &str,
+        next: SharedCircuit,
+        version: u64,
+    ) -> Result<bool, CircuitStoreError> {
         let mut put = self
             .db
             .put_item()
@@ -109,7 +130,7 @@ impl DynamoState {
             {
                 Ok(false)
             }
-            Err(e) => Err(format!("PutItem failed: {}", DisplayErrorContext(e))),
+            Err(e) => Err(call_failed("PutItem", e)),
         }
     }
 
@@ -118,7 +139,7 @@ impl DynamoState {
         &self,
         target: &TargetKey,
         mut change: impl FnMut(&SharedCircuit) -> (T, Option<SharedCircuit>),
-    ) -> Result<T, String> {
+    ) -> Result<T, CircuitStoreError> {
         let pk = Self::circuit_key(target);
         for _ in 0..CAS_ATTEMPTS {
             let (current, version) = self.load(&pk).await?;
@@ -132,7 +153,7 @@ impl DynamoState {
                 }
             }
         }
-        Err("too much contention on the circuit item".into())
+        Err(CircuitStoreError::Contention)
     }
 }
 
