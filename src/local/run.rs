@@ -189,6 +189,37 @@ pub struct Bound {
     pub tls: bool,
 }
 
+/// The ingest and admin listeners, each on its own task until `stop`.
+fn start_listeners(
+    opts: &ServeOptions,
+    state: &Arc<server::AppState>,
+    [ingest, admin]: [tokio::net::TcpListener; 2],
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    stop: &tokio_util::sync::CancellationToken,
+) -> [tokio::task::JoinHandle<()>; 2] {
+    [
+        listen::Listener {
+            name: "ingest",
+            listener: ingest,
+            app: server::router(state.clone()),
+            tls,
+            max_connections: opts.limits.max_connections,
+            header_timeout: opts.limits.header_timeout,
+            refused: state.perimeter.connections_refused.clone(),
+        },
+        listen::Listener {
+            name: "admin",
+            listener: admin,
+            app: admin::router(state.clone()),
+            tls: None,
+            max_connections: limits::ADMIN_MAX_CONNECTIONS,
+            header_timeout: opts.limits.header_timeout,
+            refused: Arc::default(),
+        },
+    ]
+    .map(|l| tokio::spawn(listen::run(l, stop.clone(), opts.shutdown_grace)))
+}
+
 /// Runs the server until SIGTERM/SIGINT. `on_listening` is called with the bound addresses
 /// (the binary prints them; port 0 picks a free port).
 pub async fn serve(
@@ -253,27 +284,7 @@ pub async fn serve(
         },
     ));
     let stop = tokio_util::sync::CancellationToken::new();
-    let listeners = [
-        listen::Listener {
-            name: "ingest",
-            listener: ingest,
-            app: server::router(state.clone()),
-            tls,
-            max_connections: opts.limits.max_connections,
-            header_timeout: opts.limits.header_timeout,
-            refused: state.perimeter.connections_refused.clone(),
-        },
-        listen::Listener {
-            name: "admin",
-            listener: admin,
-            app: admin::router(state.clone()),
-            tls: None,
-            max_connections: limits::ADMIN_MAX_CONNECTIONS,
-            header_timeout: opts.limits.header_timeout,
-            refused: Arc::default(),
-        },
-    ]
-    .map(|l| tokio::spawn(listen::run(l, stop.clone(), opts.shutdown_grace)));
+    let listeners = start_listeners(&opts, &state, [ingest, admin], tls, &stop);
     shutdown_signal().await;
     stop.cancel();
     for l in listeners {
