@@ -60,5 +60,5 @@ def test_operator_policy_covers_every_client_dlq_and_is_an_output():
 
 
 def test_replay_names_match_the_describe_replay_grant():
-    src = (REPO / "src" / "aws" / "replay" / "archive.rs").read_text(encoding="utf-8")
+    src = (REPO / "src" / "aws" / "replay" / "archive" / "polling.rs").read_text(encoding="utf-8")
     assert re.search(r'format!\("callbacks-\{who\}-', src), "replay names must start with callbacks- (FollowReplays)"

@@ -20,7 +20,7 @@ locals {
   )
 }
 
-# Shared delivery state (src/aws/delivery/state.rs): one item per target's circuit breaker,
+# Shared delivery state (src/aws/delivery/state/): one item per target's circuit breaker,
 # changed only with conditional writes on its version, and one attempt-history item per SQS
 # message being retried (removed on delivery or dead-lettering, expired by TTL otherwise).
 resource "aws_dynamodb_table" "state" {
