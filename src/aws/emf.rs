@@ -1,7 +1,7 @@
 //! CloudWatch Embedded Metric Format: one JSON line per invocation on stdout, which Lambda
 //! ships to CloudWatch Logs and CloudWatch turns into metrics (no PutMetricData calls).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -93,9 +93,7 @@ pub fn document(
 
 /// Milliseconds since the Unix epoch, for [`document`]'s timestamp.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    crate::deliver::EpochMs::now().0
 }
 
 /// Writes EMF documents to stdout, one line each, all at once. Best effort: a closed stdout

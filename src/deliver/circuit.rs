@@ -26,6 +26,20 @@ impl Moment for Instant {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct EpochMs(pub u64);
 
+impl EpochMs {
+    /// `t` in milliseconds since the epoch (0 before it, saturating far after it).
+    pub fn of(t: std::time::SystemTime) -> Self {
+        EpochMs(
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        )
+    }
+
+    pub fn now() -> Self {
+        Self::of(std::time::SystemTime::now())
+    }
+}
+
 impl Moment for EpochMs {
     fn plus(self, d: Duration) -> Self {
         EpochMs(

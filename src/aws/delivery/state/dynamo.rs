@@ -2,7 +2,7 @@
 //! [`SharedCircuit`], written back conditionally) and the attempt history of each SQS message.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -34,12 +34,6 @@ fn call_failed<E: std::error::Error>(op: &'static str, e: E) -> CircuitStoreErro
         op,
         reason: DisplayErrorContext(e).to_string(),
     }
-}
-
-fn ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 fn n(v: u64) -> AttributeValue {
@@ -166,7 +160,7 @@ impl DeliveryState for DynamoState {
         now: SystemTime,
     ) -> Gate {
         let lease = request_timeout + PROBE_LEASE_MARGIN;
-        let now_ms = EpochMs(ms(now));
+        let now_ms = EpochMs::of(now);
         let mut lost_race = false;
         let result = self
             .update(target, |c| {
@@ -197,7 +191,7 @@ impl DeliveryState for DynamoState {
         endpoint_failed: bool,
         now: SystemTime,
     ) {
-        let now_ms = EpochMs(ms(now));
+        let now_ms = EpochMs::of(now);
         let result = self
             .update(target, |c| {
                 ((), c.after(circuit, gate, endpoint_failed, now_ms))
@@ -218,7 +212,7 @@ impl DeliveryState for DynamoState {
         let Ok(json) = serde_json::to_string(attempt) else {
             return;
         };
-        let expires = ms(SystemTime::now() + HISTORY_TTL) / 1000;
+        let expires = EpochMs::of(SystemTime::now() + HISTORY_TTL).0 / 1000;
         let result = self
             .db
             .update_item()
