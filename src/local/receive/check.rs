@@ -150,42 +150,77 @@ pub fn check<'a>(dir: &'a Directory, path: &str, headers: &HeaderMap, body: &[u8
         summary: summary.clone(),
         refusal: Some((status, reason)),
     };
-
-    // The target: those at this path, or (no target has this path) every target; then the one
-    // whose API key the request carries. Of several, the first whose signature verifies.
-    let at_path: Vec<&Endpoint> = dir.endpoints.iter().filter(|e| e.path == path).collect();
-    let candidates = if at_path.is_empty() {
-        dir.endpoints.iter().collect()
-    } else {
-        at_path
-    };
     let signature = header(headers, sign::SIGNATURE_HEADER);
-    let keyed: Vec<&Endpoint> = candidates
-        .into_iter()
-        .filter(|e| {
-            header(headers, &e.header_name).is_some_and(|k| same_secret(k, e.api_key.expose()))
-        })
-        .collect();
-    let verifies = |e: &Endpoint| {
-        signature.is_some_and(|s| sign::verify(body, &e.application_id, e.api_key.expose(), s))
+    let endpoint = match dir.target(path, headers, body, signature) {
+        Ok(endpoint) => endpoint,
+        Err(reason) => return refused(None, Signature::Unchecked, 401, reason),
     };
-    let Some(endpoint) = keyed
-        .iter()
-        .find(|e| verifies(e))
-        .or(keyed.first())
-        .copied()
-    else {
-        let reason = if dir.endpoints.iter().any(|e| e.path == path) {
+    if let Err((found, reason)) = check_signature(endpoint, body, signature) {
+        return refused(Some(endpoint), found, 403, reason);
+    }
+    if let Err((status, reason)) = check_body(headers, parsed.as_ref()) {
+        return refused(Some(endpoint), Signature::Ok, status, reason);
+    }
+    Verdict {
+        endpoint: Some(endpoint),
+        signature: Signature::Ok,
+        summary,
+        refusal: None,
+    }
+}
+
+impl Directory {
+    /// The target a request is for: those at this path, or (no target has this path) every
+    /// target; then the one whose API key the request carries. Of several, the first whose
+    /// signature verifies. `Err`: why none is (the `401` reason).
+    fn target(
+        &self,
+        path: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> Result<&Endpoint, String> {
+        let at_path: Vec<&Endpoint> = self.endpoints.iter().filter(|e| e.path == path).collect();
+        let candidates = if at_path.is_empty() {
+            self.endpoints.iter().collect()
+        } else {
+            at_path
+        };
+        let keyed: Vec<&Endpoint> = candidates
+            .into_iter()
+            .filter(|e| {
+                header(headers, &e.header_name).is_some_and(|k| same_secret(k, e.api_key.expose()))
+            })
+            .collect();
+        let verifies = |e: &Endpoint| {
+            signature.is_some_and(|s| sign::verify(body, &e.application_id, e.api_key.expose(), s))
+        };
+        if let Some(endpoint) = keyed
+            .iter()
+            .find(|e| verifies(e))
+            .or(keyed.first())
+            .copied()
+        {
+            return Ok(endpoint);
+        }
+        Err(if self.endpoints.iter().any(|e| e.path == path) {
             format!("API key missing or wrong for the target(s) at {path}")
         } else {
             format!("no target has the path {path} and no target's API key was sent")
-        };
-        return refused(None, Signature::Unchecked, 401, reason);
-    };
+        })
+    }
+}
 
+/// The `x-hmac-sha256-signature` over the exact body bytes, keyed with the target's
+/// `applicationId.apiKey`. `Err`: what was found and why it is refused (`403`).
+fn check_signature(
+    endpoint: &Endpoint,
+    body: &[u8],
+    signature: Option<&str>,
+) -> Result<(), (Signature, String)> {
     let Some(given) = signature else {
         let reason = format!("{} header missing", sign::SIGNATURE_HEADER);
-        return refused(Some(endpoint), Signature::Missing, 403, reason);
+        return Err((Signature::Missing, reason));
     };
     if !sign::verify(
         body,
@@ -197,30 +232,29 @@ pub fn check<'a>(dir: &'a Directory, path: &str, headers: &HeaderMap, body: &[u8
             "{} does not match the body (HMAC-SHA256 keyed with applicationId.apiKey)",
             sign::SIGNATURE_HEADER
         );
-        return refused(Some(endpoint), Signature::Bad, 403, reason);
+        return Err((Signature::Bad, reason));
     }
+    Ok(())
+}
 
-    let ok = |status, reason| refused(Some(endpoint), Signature::Ok, status, reason);
+/// The content type (`415`), then the body against the callback payload schema (`400`).
+/// `Err`: the status and reason of the refusal.
+fn check_body(headers: &HeaderMap, parsed: Option<&Value>) -> Result<(), (u16, String)> {
     let content_type = header(headers, header::CONTENT_TYPE.as_str()).unwrap_or("");
     if content_type.split(';').next().map(str::trim) != Some(CONTENT_TYPE) {
-        return ok(
+        return Err((
             415,
             format!("content-type {content_type:?} is not {CONTENT_TYPE}"),
-        );
+        ));
     }
     let Some(value) = parsed else {
-        return ok(400, "body is not JSON".into());
+        return Err((400, "body is not JSON".into()));
     };
-    if let Err(errors) = validate(&value) {
+    if let Err(errors) = validate(value) {
         let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        return ok(400, reasons.join("; "));
+        return Err((400, reasons.join("; ")));
     }
-    Verdict {
-        endpoint: Some(endpoint),
-        signature: Signature::Ok,
-        summary,
-        refusal: None,
-    }
+    Ok(())
 }
 
 /// Validates a callback body against the payload schema of its first item's `type`.
