@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::schema::types::{ClientConfig, Subscription, Target};
+use crate::schema::types::{ClientConfig, NonEmptyString, Subscription, Target};
 use crate::schema::{FieldError, Schemas};
 
 mod delivery;
@@ -191,7 +191,32 @@ fn compile(
 ) -> Result<ClientSettings, ConfigErrors> {
     let mut errs = Vec::new();
     let client_id = doc.client_id.to_string();
-    let application_id = match (&doc.application_id, application_ids.get(&client_id)) {
+    let application_id =
+        resolve_application_id(source_name, &doc, &client_id, application_ids, &mut errs);
+    let target_index = index_targets(source_name, &doc.targets, &mut errs);
+    let subscriptions =
+        compile_subscriptions(source_name, &doc.subscriptions, &target_index, &mut errs);
+    if !errs.is_empty() {
+        return Err(ConfigErrors(errs));
+    }
+    Ok(ClientSettings {
+        client_id,
+        application_id,
+        subscriptions,
+        targets: doc.targets.clone(),
+        document: doc,
+    })
+}
+
+/// The document's `applicationId`, else the map's entry for the client; a problem when neither has one.
+fn resolve_application_id(
+    source_name: &str,
+    doc: &ClientConfig,
+    client_id: &str,
+    application_ids: &HashMap<String, String>,
+    errs: &mut Vec<ConfigProblem>,
+) -> String {
+    match (&doc.application_id, application_ids.get(client_id)) {
         (Some(a), _) => a.to_string(),
         (None, Some(a)) => a.clone(),
         (None, None) => {
@@ -202,10 +227,17 @@ fn compile(
             ));
             String::new()
         }
-    };
+    }
+}
 
+/// Each targetId's index in `targets`; reports duplicate ids and inverted backoff bounds.
+fn index_targets<'a>(
+    source_name: &str,
+    targets: &'a [Target],
+    errs: &mut Vec<ConfigProblem>,
+) -> HashMap<&'a str, usize> {
     let mut target_index: HashMap<&str, usize> = HashMap::new();
-    for (i, t) in doc.targets.iter().enumerate() {
+    for (i, t) in targets.iter().enumerate() {
         if target_index.insert(t.target_id.as_str(), i).is_some() {
             errs.push(problem(
                 source_name,
@@ -215,22 +247,28 @@ fn compile(
         }
         if let Some(d) = &t.delivery {
             // Effective values: a field left out has its schema `default`.
-            let (lo, hi) = (d.initial_backoff_ms, d.max_backoff_ms);
-            {
-                if lo > hi {
-                    errs.push(problem(
-                        source_name,
-                        format!("/targets/{i}/delivery/initialBackoffMs"),
-                        "is greater than maxBackoffMs",
-                    ));
-                }
+            if d.initial_backoff_ms > d.max_backoff_ms {
+                errs.push(problem(
+                    source_name,
+                    format!("/targets/{i}/delivery/initialBackoffMs"),
+                    "is greater than maxBackoffMs",
+                ));
             }
         }
     }
+    target_index
+}
 
+/// Compiles every subscription; reports duplicate subscriptionIds.
+fn compile_subscriptions(
+    source_name: &str,
+    subscriptions: &[Subscription],
+    target_index: &HashMap<&str, usize>,
+    errs: &mut Vec<ConfigProblem>,
+) -> Vec<CompiledSubscription> {
     let mut seen_subs = HashSet::new();
-    let mut subscriptions = Vec::with_capacity(doc.subscriptions.len());
-    for (i, s) in doc.subscriptions.iter().enumerate() {
+    let mut compiled = Vec::with_capacity(subscriptions.len());
+    for (i, s) in subscriptions.iter().enumerate() {
         let (id, target_ids) = match s {
             Subscription::MessageStatusSubscription(m) => {
                 (m.subscription_id.as_str(), &m.target_ids)
@@ -246,41 +284,52 @@ fn compile(
                 format!("duplicate subscriptionId {id:?}"),
             ));
         }
-        let mut targets = Vec::new();
-        for (j, t) in target_ids.iter().enumerate() {
-            match target_index.get(t.as_str()) {
-                Some(&idx) if !targets.contains(&idx) => targets.push(idx),
-                Some(_) => {}
-                None => errs.push(problem(
-                    source_name,
-                    format!("/subscriptions/{i}/targetIds/{j}"),
-                    format!("names target {:?}, which is not in targets", t.as_str()),
-                )),
-            }
-        }
-        subscriptions.push(match s {
-            Subscription::MessageStatusSubscription(m) => CompiledSubscription::MessageStatus {
-                id: id.to_string(),
-                statuses: m.message_statuses.iter().map(lower).collect(),
-                targets,
-            },
-            Subscription::ChannelStatusSubscription(c) => CompiledSubscription::ChannelStatus {
-                id: id.to_string(),
-                channel_type: lower(&c.channel_type),
-                channel_statuses: c.channel_statuses.iter().map(lower).collect(),
-                supplier_statuses: c.supplier_statuses.iter().map(lower).collect(),
-                targets,
-            },
-        });
+        let targets = resolve_targets(source_name, i, target_ids, target_index, errs);
+        compiled.push(compile_subscription(s, id, targets));
     }
-    if !errs.is_empty() {
-        return Err(ConfigErrors(errs));
-    }
-    Ok(ClientSettings {
-        client_id,
-        application_id,
-        subscriptions,
-        targets: doc.targets.clone(),
-        document: doc,
-    })
+    compiled
 }
+
+/// Subscription `i`'s targetIds as target indexes (each once, in order); reports unknown ids.
+fn resolve_targets(
+    source_name: &str,
+    i: usize,
+    target_ids: &[NonEmptyString],
+    target_index: &HashMap<&str, usize>,
+    errs: &mut Vec<ConfigProblem>,
+) -> Vec<usize> {
+    let mut targets = Vec::new();
+    for (j, t) in target_ids.iter().enumerate() {
+        match target_index.get(t.as_str()) {
+            Some(&idx) if !targets.contains(&idx) => targets.push(idx),
+            Some(_) => {}
+            None => errs.push(problem(
+                source_name,
+                format!("/subscriptions/{i}/targetIds/{j}"),
+                format!("names target {:?}, which is not in targets", t.as_str()),
+            )),
+        }
+    }
+    targets
+}
+
+/// One subscription with its statuses folded to lower case.
+fn compile_subscription(s: &Subscription, id: &str, targets: Vec<usize>) -> CompiledSubscription {
+    match s {
+        Subscription::MessageStatusSubscription(m) => CompiledSubscription::MessageStatus {
+            id: id.to_string(),
+            statuses: m.message_statuses.iter().map(lower).collect(),
+            targets,
+        },
+        Subscription::ChannelStatusSubscription(c) => CompiledSubscription::ChannelStatus {
+            id: id.to_string(),
+            channel_type: lower(&c.channel_type),
+            channel_statuses: c.channel_statuses.iter().map(lower).collect(),
+            supplier_statuses: c.supplier_statuses.iter().map(lower).collect(),
+            targets,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;
