@@ -147,6 +147,18 @@ fn main() {
     // The same patterns run far faster on the `regex` crate's automata, and every pattern in
     // schemas/ uses syntax both accept (tests/schema.rs compiles each one with `regex`).
     let code = prettyplease::unparse(&file).replace("::regress::Regex", "::regex::Regex");
+    // A value read from a document the compiled schema has just accepted already matched the
+    // same pattern: the fast path's typed read says so (`schema::PatternsProven`) and the
+    // newtypes skip the second match. Everywhere else they match as generated.
+    let check = "if PATTERN.find(value).is_none() {";
+    assert!(
+        code.contains(check) || !code.contains("static PATTERN"),
+        "typify's pattern check changed shape: update build.rs"
+    );
+    let code = code.replace(
+        check,
+        "if !crate::schema::patterns_proven() && PATTERN.find(value).is_none() {",
+    );
 
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
     fs::write(out.join("schema_types.rs"), code).expect("write schema_types.rs");

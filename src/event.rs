@@ -203,6 +203,8 @@ fn read_valid(tree: &Tree<'_>, kind: EventKind, names: Names) -> Option<InboundE
     if matches!(names, Names::Unchecked) && tree.duplicate_member().is_some() {
         return None;
     }
+    // The schema for `kind` accepted `tree`: its patterned values matched already.
+    let _proven = crate::schema::PatternsProven::new();
     match kind {
         EventKind::MessageStatus => Envelope::<MessageStatusData>::deserialize(tree)
             .ok()

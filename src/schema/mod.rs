@@ -18,6 +18,33 @@ pub mod types {
     include!(concat!(env!("OUT_DIR"), "/schema_types.rs"));
 }
 
+thread_local! {
+    static PATTERNS_PROVEN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// While one is alive, the generated `pattern` newtypes of this thread do not match their
+/// pattern again (build.rs): for reading typed values out of a document the compiled schema has
+/// just accepted, so every such value already matched the same pattern from the same schema.
+pub(crate) struct PatternsProven(());
+
+impl PatternsProven {
+    pub(crate) fn new() -> PatternsProven {
+        PATTERNS_PROVEN.with(|p| p.set(true));
+        PatternsProven(())
+    }
+}
+
+impl Drop for PatternsProven {
+    fn drop(&mut self) {
+        PATTERNS_PROVEN.with(|p| p.set(false));
+    }
+}
+
+/// Whether a [`PatternsProven`] is alive on this thread (read by the generated types).
+pub(crate) fn patterns_proven() -> bool {
+    PATTERNS_PROVEN.with(std::cell::Cell::get)
+}
+
 /// The schema files, embedded at build time.
 pub mod files {
     include!(concat!(env!("OUT_DIR"), "/schema_files.rs"));
@@ -120,6 +147,39 @@ impl WireBuf {
         } else {
             self.overflow.make_ascii_lowercase();
             &self.overflow
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterned_values_are_matched_except_while_patterns_are_proven() {
+        use types::Ksuid;
+        assert!("not a ksuid".parse::<Ksuid>().is_err());
+        {
+            let _proven = PatternsProven::new();
+            assert!("not a ksuid".parse::<Ksuid>().is_ok());
+        }
+        assert!("not a ksuid".parse::<Ksuid>().is_err());
+        // Only the thread that holds one is affected.
+        let _proven = PatternsProven::new();
+        let elsewhere = std::thread::spawn(|| "not a ksuid".parse::<Ksuid>().is_err());
+        assert!(elsewhere.join().expect("thread"));
+    }
+
+    /// The typed read of an accepted event skips the patterns because the data schema it was
+    /// validated against is the one its type was generated from.
+    #[test]
+    fn each_kind_is_validated_against_the_schema_of_its_generated_type() {
+        for entry in registry() {
+            let want = match entry.kind {
+                EventKind::MessageStatus => "message-status-data.v1.schema.json",
+                EventKind::ChannelStatus => "channel-status-data.v1.schema.json",
+            };
+            assert_eq!(entry.data_schema, want, "{}", entry.event_type);
         }
     }
 }
