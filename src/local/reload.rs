@@ -65,6 +65,29 @@ impl ConfigWatcher {
     /// Looks for changes. `Ok(None)`: nothing changed.
     pub fn poll(&mut self) -> Result<Option<Reloaded>, ConfigErrors> {
         let mut problems = Vec::new();
+        let all_changed = self.reload_application_ids(&mut problems)?;
+        let paths = config::config_files(&self.dir)?;
+        let removed = self.forget_removed(&paths);
+        let mut changed = all_changed || removed > 0;
+        for path in paths {
+            changed |= self.reload_file(path, all_changed, &mut problems);
+        }
+        if !changed && problems.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Reloaded {
+            configs: self.current(&mut problems),
+            problems,
+            removed,
+        }))
+    }
+
+    /// Reads the clientId → applicationId map if it changed. `Ok(true)`: the ids in force
+    /// changed (every file must be compiled again); a bad map is a problem and the ids stay.
+    fn reload_application_ids(
+        &mut self,
+        problems: &mut Vec<ConfigProblem>,
+    ) -> Result<bool, ConfigErrors> {
         let map_path = self.dir.join(config::APPLICATION_ID_MAP_FILE);
         let map_bytes = match std::fs::read(&map_path) {
             Ok(b) => Some(b),
@@ -78,28 +101,31 @@ impl ConfigWatcher {
             }
         };
         let map_hash = map_bytes.as_deref().map(hash);
-        let mut all_changed = false;
-        if map_hash != self.app_ids_hash {
-            match map_bytes
-                .as_deref()
-                .map(|b| config::parse_application_ids(&map_path.display().to_string(), b))
-            {
-                None => {
-                    self.app_ids.clear();
-                    all_changed = true;
-                }
-                Some(Ok(ids)) => {
-                    self.app_ids = ids;
-                    all_changed = true;
-                }
-                Some(Err(e)) => problems.extend(e.0),
-            }
-            self.app_ids_hash = map_hash;
+        if map_hash == self.app_ids_hash {
+            return Ok(false);
         }
+        self.app_ids_hash = map_hash;
+        match map_bytes
+            .as_deref()
+            .map(|b| config::parse_application_ids(&map_path.display().to_string(), b))
+        {
+            None => {
+                self.app_ids.clear();
+                Ok(true)
+            }
+            Some(Ok(ids)) => {
+                self.app_ids = ids;
+                Ok(true)
+            }
+            Some(Err(e)) => {
+                problems.extend(e.0);
+                Ok(false)
+            }
+        }
+    }
 
-        let paths = config::config_files(&self.dir)?;
-        let mut changed = all_changed;
-        let before = self.files.len();
+    /// Forgets (and logs) the files no longer in `paths`; returns how many.
+    fn forget_removed(&mut self, paths: &[PathBuf]) -> usize {
         let mut removed = 0;
         self.files.retain(|p, f| {
             let keep = paths.contains(p);
@@ -110,55 +136,61 @@ impl ConfigWatcher {
             }
             keep
         });
-        changed |= self.files.len() != before;
-        for path in paths {
-            let name = path.display().to_string();
-            let bytes = match std::fs::read(&path) {
-                Ok(b) => b,
-                Err(e) => {
-                    // Removed or replaced between listing and reading: look again next time.
-                    tracing::debug!(file = %name, error = %e, "cannot read configuration file");
-                    continue;
-                }
-            };
-            let h = hash(&bytes);
-            if !all_changed && self.files.get(&path).is_some_and(|f| f.hash == h) {
-                continue;
+        removed
+    }
+
+    /// Loads `path` if its content changed (or `all_changed`). Returns whether it gave a new
+    /// good configuration; an invalid one is logged and added to `problems`, and the file keeps
+    /// its last good configuration.
+    fn reload_file(
+        &mut self,
+        path: PathBuf,
+        all_changed: bool,
+        problems: &mut Vec<ConfigProblem>,
+    ) -> bool {
+        let name = path.display().to_string();
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                // Removed or replaced between listing and reading: look again next time.
+                tracing::debug!(file = %name, error = %e, "cannot read configuration file");
+                return false;
             }
-            let parsed = config::parse_client(&name, &bytes, &self.app_ids).and_then(|c| {
-                let extra = (self.check)(&name, &c);
-                if extra.is_empty() {
-                    Ok(c)
-                } else {
-                    Err(ConfigErrors(extra))
-                }
-            });
-            let prev = self.files.remove(&path).and_then(|f| f.good);
-            let good = match parsed {
-                Ok(c) => {
-                    tracing::info!(file = %name, client_id = %c.client_id, "configuration loaded");
-                    changed = true;
-                    Some(Arc::new(c))
-                }
-                Err(e) => {
-                    for p in &e.0 {
-                        tracing::error!(file = %name, problem = %p, client_id = prev.as_ref().map(|c| c.client_id.as_str()),
-                            "invalid configuration; the last good configuration of this client stays in force");
-                    }
-                    problems.extend(e.0);
-                    prev
-                }
-            };
-            self.files.insert(path, FileState { hash: h, good });
+        };
+        let h = hash(&bytes);
+        if !all_changed && self.files.get(&path).is_some_and(|f| f.hash == h) {
+            return false;
         }
-        if !changed && problems.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(Reloaded {
-            configs: self.current(&mut problems),
-            problems,
-            removed,
-        }))
+        let parsed = self.parse_checked(&name, &bytes);
+        let prev = self.files.remove(&path).and_then(|f| f.good);
+        let (good, loaded) = match parsed {
+            Ok(c) => {
+                tracing::info!(file = %name, client_id = %c.client_id, "configuration loaded");
+                (Some(Arc::new(c)), true)
+            }
+            Err(e) => {
+                for p in &e.0 {
+                    tracing::error!(file = %name, problem = %p, client_id = prev.as_ref().map(|c| c.client_id.as_str()),
+                        "invalid configuration; the last good configuration of this client stays in force");
+                }
+                problems.extend(e.0);
+                (prev, false)
+            }
+        };
+        self.files.insert(path, FileState { hash: h, good });
+        loaded
+    }
+
+    /// One file's client, validated and compiled, then put through the server's own checks.
+    fn parse_checked(&self, name: &str, bytes: &[u8]) -> Result<ClientSettings, ConfigErrors> {
+        config::parse_client(name, bytes, &self.app_ids).and_then(|c| {
+            let extra = (self.check)(name, &c);
+            if extra.is_empty() {
+                Ok(c)
+            } else {
+                Err(ConfigErrors(extra))
+            }
+        })
     }
 
     /// The configuration in force: the last good configuration of every file. A client
@@ -195,3 +227,6 @@ pub fn endpoint_check(
 ) -> impl Fn(&str, &ClientSettings) -> Vec<ConfigProblem> + Send + Sync {
     move |name, client| config::rules::target_problems(name, client, policy)
 }
+
+#[cfg(test)]
+mod tests;
