@@ -248,6 +248,8 @@ async fn s3_unreachable_is_a_fault_only_when_nothing_is_cached() {
     assert!(Arc::ptr_eq(&good, &stale));
     let err = src.client("client-b").await.expect_err("nothing cached");
     assert_eq!(err.client_id, "client-b");
+    let at = format!("s3://{bucket}/{}: GetObject failed: ", key("client-b"));
+    assert!(err.reason.starts_with(&at), "{}", err.reason);
     assert!(err.reason.contains("NoSuchBucket"), "{}", err.reason);
 
     // Nothing listening at all.
@@ -260,7 +262,9 @@ async fn s3_unreachable_is_a_fault_only_when_nothing_is_cached() {
             ttl: Duration::ZERO,
         },
     );
-    assert!(dead.client("client-a").await.is_err());
+    let err = dead.client("client-a").await.expect_err("unreachable");
+    let at = format!("s3://b/{}: GetObject failed: ", key("client-a"));
+    assert!(err.reason.starts_with(&at), "{}", err.reason);
 }
 
 fn rejected(i: usize, body: String) -> RejectedRecord {

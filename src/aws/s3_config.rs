@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectError;
+use aws_sdk_s3::primitives::ByteStreamError;
 
 use crate::config::{ClientSettings, ConfigErrors};
 
@@ -36,6 +37,27 @@ pub struct S3ConfigSettings {
     pub application_id_map_key: Option<String>,
     /// How long a cached object is used without asking S3.
     pub ttl: Duration,
+}
+
+/// Why a configuration object could not be read (no usable answer from S3). The text is the
+/// `reason` logged and carried in a [`ConfigFault`](super::handler::ConfigFault).
+#[derive(Debug, thiserror::Error)]
+enum S3ConfigError {
+    #[error("s3://{bucket}/{key}: GetObject failed: {}", DisplayErrorContext(.source.as_ref()))]
+    GetObject {
+        bucket: String,
+        key: String,
+        source: Box<SdkError<GetObjectError, aws_sdk_s3::config::http::HttpResponse>>,
+    },
+    #[error("s3://{bucket}/{key}: reading the object failed: {source}")]
+    ReadBody {
+        bucket: String,
+        key: String,
+        source: ByteStreamError,
+    },
+    /// `object` is how the caller names the object (the key, or its `s3://` address).
+    #[error("{object}: 304 Not Modified without a cached copy")]
+    NotModifiedUncached { object: String },
 }
 
 /// The result of one conditional GET.
@@ -109,7 +131,7 @@ impl S3ConfigSource {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    async fn fetch(&self, key: &str, etag: Option<&str>) -> Result<Fetched, String> {
+    async fn fetch(&self, key: &str, etag: Option<&str>) -> Result<Fetched, S3ConfigError> {
         let mut req = self.s3.get_object().bucket(&self.settings.bucket).key(key);
         if let Some(tag) = etag {
             req = req.if_none_match(tag);
@@ -121,22 +143,19 @@ impl S3ConfigSource {
                     .body
                     .collect()
                     .await
-                    .map_err(|e| {
-                        format!(
-                            "s3://{}/{key}: reading the object failed: {e}",
-                            self.settings.bucket
-                        )
+                    .map_err(|source| S3ConfigError::ReadBody {
+                        bucket: self.settings.bucket.clone(),
+                        key: key.to_string(),
+                        source,
                     })?
                     .into_bytes()
                     .to_vec();
                 Ok(Fetched::Object { bytes, etag })
             }
-            Err(err) => classify(&err).ok_or_else(|| {
-                format!(
-                    "s3://{}/{key}: GetObject failed: {}",
-                    self.settings.bucket,
-                    DisplayErrorContext(&err)
-                )
+            Err(err) => classify(&err).ok_or_else(|| S3ConfigError::GetObject {
+                bucket: self.settings.bucket.clone(),
+                key: key.to_string(),
+                source: Box::new(err),
             }),
         }
     }

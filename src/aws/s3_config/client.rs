@@ -8,13 +8,13 @@ use std::time::Instant;
 use crate::aws::handler::{CacheUse, ConfigFault, ConfigLookup, ConfigSource};
 use crate::config::{parse_client, ClientSettings, ConfigErrors};
 
-use super::{log_invalid, ClientEntry, Fetched, S3ConfigSource};
+use super::{log_invalid, ClientEntry, Fetched, S3ConfigError, S3ConfigSource};
 
 impl ConfigSource for S3ConfigSource {
     async fn client(&self, client_id: &str) -> Result<ConfigLookup, ConfigFault> {
-        let fault = |reason: String| ConfigFault {
+        let fault = |reason: S3ConfigError| ConfigFault {
             client_id: client_id.to_string(),
-            reason,
+            reason: reason.to_string(),
         };
         let (ids, generation) = self.application_ids().await.map_err(fault)?;
         let fresh = |e: &ClientEntry| {
@@ -98,7 +98,7 @@ impl ClientRead<'_> {
         &self,
         cached: Option<ClientEntry>,
         fetched: Fetched,
-    ) -> Result<ClientEntry, String> {
+    ) -> Result<ClientEntry, S3ConfigError> {
         let (client_id, key) = (self.client_id, self.key);
         match fetched {
             Fetched::NotModified => match cached {
@@ -106,7 +106,9 @@ impl ClientRead<'_> {
                     checked: Instant::now(),
                     ..e
                 }),
-                None => Err(format!("{key}: 304 Not Modified without a cached copy")),
+                None => Err(S3ConfigError::NotModifiedUncached {
+                    object: key.to_string(),
+                }),
             },
             Fetched::Missing => {
                 if cached.as_ref().is_none_or(|e| e.settings.is_some()) {

@@ -7,13 +7,13 @@ use std::time::Instant;
 
 use crate::config::parse_application_ids;
 
-use super::{log_invalid, Fetched, MapEntry, S3ConfigSource};
+use super::{log_invalid, Fetched, MapEntry, S3ConfigError, S3ConfigSource};
 
 impl S3ConfigSource {
     /// The application id map in force and its generation.
     pub(super) async fn application_ids(
         &self,
-    ) -> Result<(Arc<HashMap<String, String>>, u64), String> {
+    ) -> Result<(Arc<HashMap<String, String>>, u64), S3ConfigError> {
         let Some(key) = self.settings.application_id_map_key.clone() else {
             return Ok((Arc::new(HashMap::new()), 0));
         };
@@ -58,7 +58,7 @@ impl S3ConfigSource {
         key: &str,
         cached: Option<MapEntry>,
         fetched: Fetched,
-    ) -> Result<MapEntry, String> {
+    ) -> Result<MapEntry, S3ConfigError> {
         let generation = cached.as_ref().map_or(0, |m| m.generation);
         Ok(match fetched {
             Fetched::NotModified => match cached {
@@ -67,10 +67,9 @@ impl S3ConfigSource {
                     ..m
                 },
                 None => {
-                    return Err(format!(
-                        "s3://{}/{key}: 304 Not Modified without a cached copy",
-                        self.settings.bucket
-                    ))
+                    return Err(S3ConfigError::NotModifiedUncached {
+                        object: format!("s3://{}/{key}", self.settings.bucket),
+                    })
                 }
             },
             Fetched::Missing => {
