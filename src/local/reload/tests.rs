@@ -48,6 +48,15 @@ fn endpoint(r: &Reloaded, client: &str) -> String {
     c.targets[0].invocation_endpoint.to_string()
 }
 
+fn app_id(r: &Reloaded) -> &str {
+    &r.configs.get("client-a").expect("a").application_id
+}
+
+fn only_problem_at(r: &Reloaded, pointer: &str) {
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+    assert_eq!(r.problems[0].pointer, pointer);
+}
+
 #[test]
 fn start_refuses_an_invalid_directory_naming_the_file() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -130,30 +139,19 @@ fn a_changed_id_map_recompiles_every_file_and_duplicates_keep_the_first() {
 
     std::fs::write(&map, br#"{"client-a": "app-2"}"#).expect("write");
     let r = w.poll().expect("poll").expect("map changed");
-    assert_eq!(
-        r.configs.get("client-a").expect("a").application_id,
-        "app-2"
-    );
+    assert_eq!(app_id(&r), "app-2");
 
     // A bad map is reported; the ids in force stay.
     std::fs::write(&map, br#"{"client-a": ""}"#).expect("write");
     let r = w.poll().expect("poll").expect("problem");
-    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
-    assert_eq!(r.problems[0].pointer, "/client-a");
-    assert_eq!(
-        r.configs.get("client-a").expect("a").application_id,
-        "app-2"
-    );
+    only_problem_at(&r, "/client-a");
+    assert_eq!(app_id(&r), "app-2");
 
     // Map removed: a file relying on it is now invalid, its last good configuration stays.
     std::fs::remove_file(&map).expect("rm");
     let r = w.poll().expect("poll").expect("map removed");
-    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
-    assert_eq!(r.problems[0].pointer, "/applicationId");
-    assert_eq!(
-        r.configs.get("client-a").expect("a").application_id,
-        "app-2"
-    );
+    only_problem_at(&r, "/applicationId");
+    assert_eq!(app_id(&r), "app-2");
 
     write(
         d,
@@ -175,8 +173,5 @@ fn a_changed_id_map_recompiles_every_file_and_duplicates_keep_the_first() {
         "{:?}",
         dup[0]
     );
-    assert_eq!(
-        r.configs.get("client-a").expect("a").application_id,
-        "app-2"
-    );
+    assert_eq!(app_id(&r), "app-2");
 }
