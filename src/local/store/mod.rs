@@ -21,7 +21,7 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
@@ -69,9 +69,10 @@ pub fn now_ms() -> i64 {
     to_ms(SystemTime::now())
 }
 
+/// `t` in milliseconds since the epoch, as the store's `INTEGER` columns hold it
+/// ([`crate::deliver::EpochMs`], 0 before the epoch, saturating far after it).
 pub fn to_ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    i64::try_from(crate::deliver::EpochMs::of(t).0).unwrap_or(i64::MAX)
 }
 
 /// A callback to queue: the exact body and the routing ids (no URL, no headers, no key).
