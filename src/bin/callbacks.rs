@@ -1,6 +1,7 @@
 //! `callbacks`: the command-line entry point. Thin: parses arguments and calls the library.
 
 use std::io::{self, BufWriter};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -185,14 +186,15 @@ fn transform(
     let stderr = BufWriter::new(io::stderr().lock());
     let opts = CoreOptions { link_base };
     let workers = workers.unwrap_or_else(callbacks::stream::default_workers);
-    match callbacks::stream::transform_stream_with(
-        io::stdin().lock(),
-        stdout,
-        stderr,
-        &configs,
-        &opts,
-        workers,
-    ) {
+    // Standard input as a file, so that a regular file is mapped rather than copied.
+    let stdin = match io::stdin().as_fd().try_clone_to_owned() {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(e) => {
+            eprintln!("error: standard input: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match callbacks::stream::transform_file_with(&stdin, stdout, stderr, &configs, &opts, workers) {
         Ok(stats) => {
             tracing::info!(
                 lines = stats.lines,

@@ -11,12 +11,24 @@ pub const BLOCK_BYTES: usize = 512 * 1024;
 
 /// One block of input lines.
 #[derive(Debug, Default)]
-pub struct Block {
-    /// A line longer than the limit that came just before `data`: its length in bytes
+pub struct Block<'a> {
+    /// A line longer than the limit that came just before the lines: its length in bytes
     /// (without the newline). It counts as one line.
     pub overlong: Option<usize>,
-    /// Whole lines, each ending with `\n`, except the input's last line when it has none.
+    /// Whole lines read from a stream, each ending with `\n`, except the input's last line
+    /// when it has none.
     pub data: Vec<u8>,
+    /// Or the same, as a slice of a mapped input ([`super::mapped`]); `data` is then empty.
+    pub mapped: Option<&'a [u8]>,
+    /// Where the block ends in a mapped input.
+    pub end: usize,
+}
+
+impl Block<'_> {
+    /// The block's lines.
+    pub fn lines(&self) -> &[u8] {
+        self.mapped.unwrap_or(&self.data)
+    }
 }
 
 /// Reads [`Block`]s from an input.
@@ -37,8 +49,9 @@ impl<R: Read> BlockReader<R> {
     }
 
     /// Fills `block` with the next lines; `Ok(false)` at the end of the input.
-    pub fn next_block(&mut self, block: &mut Block) -> io::Result<bool> {
+    pub fn next_block(&mut self, block: &mut Block<'_>) -> io::Result<bool> {
         block.overlong = None;
+        block.mapped = None;
         block.data.clear();
         if self.eof {
             return Ok(false);

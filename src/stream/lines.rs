@@ -32,7 +32,7 @@ pub struct BlockOutput {
 
 /// Runs the core over every line of `block`.
 pub fn process_block<'c>(
-    block: &Block,
+    block: &Block<'_>,
     output: &mut BlockOutput,
     configs: &'c ConfigSet,
     opts: &CoreOptions,
@@ -46,7 +46,7 @@ pub fn process_block<'c>(
         output.stats.lines += 1;
         too_large(output, total);
     }
-    let mut rest = &block.data[..];
+    let mut rest = block.lines();
     while !rest.is_empty() {
         let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
         let line = &rest[..end];
