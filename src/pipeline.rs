@@ -204,6 +204,24 @@ pub fn route_event<'c>(
     client: &'c ClientSettings,
     opts: &CoreOptions,
 ) -> Result<Option<Routed<'c>>, ProcessError> {
+    let Some((payload, routes)) = route_payload(event, client, opts)? else {
+        return Ok(None);
+    };
+    let body = transform::body_text(&payload);
+    Ok(Some(Routed {
+        payload,
+        body,
+        routes,
+    }))
+}
+
+/// As [`route_event`], the payload not yet serialized (for an adapter that writes the body into
+/// a buffer of its own, `callbacks transform`; the bytes must be [`transform::body`]'s).
+pub fn route_payload<'c>(
+    event: &InboundEvent,
+    client: &'c ClientSettings,
+    opts: &CoreOptions,
+) -> Result<Option<(Payload, Vec<filter::Route<'c>>)>, ProcessError> {
     let routes = filter::route(client, event);
     if routes.is_empty() {
         return Ok(None);
@@ -213,12 +231,7 @@ pub fn route_event<'c>(
             event_id: event.id().to_string(),
             source,
         })?;
-    let body = transform::body_text(&payload);
-    Ok(Some(Routed {
-        payload,
-        body,
-        routes,
-    }))
+    Ok(Some((payload, routes)))
 }
 
 /// The API key a target's requests carry (and half of its signing key).

@@ -9,6 +9,7 @@
 //! streams past, not buffered.
 
 mod blocks;
+mod body;
 mod lines;
 mod mapped;
 mod requests;

@@ -100,10 +100,10 @@ fn process_line<'c>(
         );
         return Ok(());
     };
-    match pipeline::route_event(&event, client, opts) {
-        Ok(Some(routed)) => {
+    match pipeline::route_payload(&event, client, opts) {
+        Ok(Some((payload, routes))) => {
             output.stats.events += 1;
-            let n = requests.write(&mut output.callbacks, client, &routed)?;
+            let n = requests.write(&mut output.callbacks, client, &routes, &payload)?;
             output.stats.callbacks += n as u64;
         }
         Ok(None) => {

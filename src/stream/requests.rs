@@ -6,13 +6,17 @@
 //! every field but the signature and the body, and the keyed HMAC state; per event the escaped
 //! body, which every target's line of that event carries.
 
-use std::collections::HashMap;
 use std::io;
 
+use rustc_hash::FxHashMap;
+
 use crate::config::ClientSettings;
-use crate::pipeline::{fixed_headers, target_api_key, Routed};
-use crate::schema::scan::next_special;
+use crate::filter::Route;
+use crate::pipeline::{fixed_headers, target_api_key};
 use crate::sign::{SigningKey, SIGNATURE_HEADER};
+use crate::transform::Payload;
+
+use super::body::Body;
 
 /// One target's line, cut around its signature.
 struct TargetLine {
@@ -29,23 +33,24 @@ struct TargetLine {
 #[derive(Default)]
 pub struct RequestWriter<'c> {
     /// By (client, target index); the clients are borrowed for `'c`, so the addresses are theirs.
-    targets: HashMap<(usize, usize), TargetLine>,
-    /// The escaped body of the current event.
-    body: Vec<u8>,
+    targets: FxHashMap<(usize, usize), TargetLine>,
+    /// The body of the current event, as signed and as escaped into the line.
+    body: Body,
     _clients: std::marker::PhantomData<&'c ClientSettings>,
 }
 
 impl<'c> RequestWriter<'c> {
-    /// Appends one line per route of `routed` to `out`; returns how many.
+    /// Appends one line per route to `out`, each carrying `payload` as its body (serialized
+    /// once, as [`crate::transform::body`] serializes it); returns how many.
     pub fn write(
         &mut self,
         out: &mut Vec<u8>,
         client: &'c ClientSettings,
-        routed: &Routed<'c>,
+        routes: &[Route<'c>],
+        payload: &Payload,
     ) -> io::Result<usize> {
-        self.body.clear();
-        escape_into(&mut self.body, &routed.body)?;
-        for route in &routed.routes {
+        self.body.write(payload)?;
+        for route in routes {
             let at = (std::ptr::from_ref(client) as usize, route.target);
             let line = match self.targets.entry(at) {
                 std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -55,13 +60,13 @@ impl<'c> RequestWriter<'c> {
             };
             out.extend_from_slice(&line.head);
             if let Some(tail) = &line.tail {
-                out.extend_from_slice(&line.key.signature_hex(routed.body.as_bytes()));
+                out.extend_from_slice(&line.key.signature_hex(&self.body.raw));
                 out.extend_from_slice(tail);
             }
-            out.extend_from_slice(&self.body);
+            out.extend_from_slice(&self.body.escaped);
             out.extend_from_slice(b"\"}\n");
         }
-        Ok(routed.routes.len())
+        Ok(routes.len())
     }
 }
 
@@ -118,29 +123,9 @@ fn json_str(out: &mut Vec<u8>, s: &str) -> io::Result<()> {
     serde_json::to_writer(&mut *out, s).map_err(io::Error::from)
 }
 
-/// The inside of `s` as a JSON string (without the quotes), escaped as `serde_json` escapes
-/// it: `"`, `\` and control characters, the runs between them copied whole.
-fn escape_into(out: &mut Vec<u8>, s: &str) -> io::Result<()> {
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    while let Some(at) = next_special(bytes, start) {
-        out.extend_from_slice(&bytes[start..at]);
-        match bytes[at] {
-            b @ (b'"' | b'\\') => out.extend_from_slice(&[b'\\', b]),
-            _ => {
-                // A control character: one byte, one char.
-                let quoted = serde_json::to_vec(&s[at..at + 1])?;
-                out.extend_from_slice(&quoted[1..quoted.len() - 1]);
-            }
-        }
-        start = at + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::body::embed;
     use super::*;
     use crate::pipeline::{self, Callback, CoreOptions};
     use serde_json::json;
@@ -228,11 +213,13 @@ mod tests {
         let mut writer = RequestWriter::default();
         let mut out = Vec::new();
         for e in events {
-            let routed = pipeline::route_event(e, client, &opts)
+            let (payload, routes) = pipeline::route_payload(e, client, &opts)
                 .expect("payload")
                 .expect("routed");
-            let n = writer.write(&mut out, client, &routed).expect("write");
-            assert_eq!(n, routed.routes.len());
+            let n = writer
+                .write(&mut out, client, &routes, &payload)
+                .expect("write");
+            assert_eq!(n, routes.len());
         }
         out
     }
@@ -281,7 +268,7 @@ mod tests {
             "\t\r\u{8}\u{c}",
         ] {
             let mut ours = Vec::new();
-            escape_into(&mut ours, s).expect("escape");
+            embed(&mut ours, s.as_bytes()).expect("escape");
             let theirs = serde_json::to_vec(s).expect("json");
             assert_eq!(ours, theirs[1..theirs.len() - 1], "{s:?}");
         }
@@ -295,7 +282,7 @@ mod tests {
                         "z".repeat(after)
                     );
                     let mut ours = Vec::new();
-                    escape_into(&mut ours, &s).expect("escape");
+                    embed(&mut ours, s.as_bytes()).expect("escape");
                     let theirs = serde_json::to_vec(&s).expect("json");
                     assert_eq!(ours, theirs[1..theirs.len() - 1], "{s:?}");
                 }
