@@ -25,18 +25,22 @@ thread_local! {
 /// While one is alive, the generated `pattern` newtypes of this thread do not match their
 /// pattern again (build.rs): for reading typed values out of a document the compiled schema has
 /// just accepted, so every such value already matched the same pattern from the same schema.
-pub(crate) struct PatternsProven(());
+/// Guards nest: dropping one restores what was in force when it was made.
+pub(crate) struct PatternsProven {
+    before: bool,
+}
 
 impl PatternsProven {
     pub(crate) fn new() -> PatternsProven {
-        PATTERNS_PROVEN.with(|p| p.set(true));
-        PatternsProven(())
+        PatternsProven {
+            before: PATTERNS_PROVEN.with(|p| p.replace(true)),
+        }
     }
 }
 
 impl Drop for PatternsProven {
     fn drop(&mut self) {
-        PATTERNS_PROVEN.with(|p| p.set(false));
+        PATTERNS_PROVEN.with(|p| p.set(self.before));
     }
 }
 
@@ -161,6 +165,13 @@ mod tests {
         assert!("not a ksuid".parse::<Ksuid>().is_err());
         {
             let _proven = PatternsProven::new();
+            assert!("not a ksuid".parse::<Ksuid>().is_ok());
+        }
+        assert!("not a ksuid".parse::<Ksuid>().is_err());
+        // A guard made while another is alive leaves it in force when dropped.
+        {
+            let _outer = PatternsProven::new();
+            drop(PatternsProven::new());
             assert!("not a ksuid".parse::<Ksuid>().is_ok());
         }
         assert!("not a ksuid".parse::<Ksuid>().is_err());
