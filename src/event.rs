@@ -8,6 +8,9 @@ use crate::schema::scan::scan;
 use crate::schema::types::{ChannelStatusData, MessageStatusData};
 use crate::schema::{EventKind, FieldError, Schemas, Tree};
 
+mod read;
+pub use read::{planned_types, read_one_pass};
+
 /// The largest event accepted, in bytes (the EventBridge event size limit).
 pub const MAX_EVENT_BYTES: usize = 256 * 1024;
 
@@ -163,6 +166,9 @@ impl<D> Envelope<D> {
 /// The accept fast path of [`parse_event`]: the event if it is valid, `None` for anything it does
 /// not accept (invalid, or a shape only the `Value` path handles, such as a repeated member name).
 pub fn parse_fast(bytes: &[u8]) -> Option<InboundEvent> {
+    if let Some(event) = read_one_pass(bytes) {
+        return Some(event);
+    }
     // The scanner answers for plain documents and refuses a repeated member name itself.
     if let Some(tree) = scan(bytes) {
         return accept(&tree, Names::Distinct);

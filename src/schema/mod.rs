@@ -1,8 +1,11 @@
 //! Schema-first core: the types generated from `schemas/` by `build.rs`, the embedded schema
 //! files, and run-time validation compiled once from those same files.
 
+pub mod checked;
 pub mod doc;
+pub mod lex;
 pub mod normalise;
+pub mod plan;
 pub mod scan;
 pub mod tree;
 pub mod tree_json;

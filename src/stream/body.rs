@@ -11,7 +11,7 @@
 use serde::ser::{self, Impossible, Serialize};
 use serde_json::Error;
 
-use crate::schema::scan::next_special;
+use crate::schema::lex::next_special;
 
 /// The two forms of one body.
 #[derive(Default)]

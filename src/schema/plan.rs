@@ -1,0 +1,246 @@
+//! Reading plans: an event schema compiled into the checks of each member, for the one-pass
+//! reader ([`super::checked`]), which checks every value against its plan as the typed read
+//! takes it from the bytes.
+//!
+//! A plan is only ever *stricter* than its schema: it admits a value only when the schema
+//! certainly accepts it, and anything it does not admit is left to the validating paths (the
+//! borrowed tree, then the `serde_json::Value` reference, which explains a refusal). So a plan
+//! may refuse more than the schema does (a non-ASCII string under a pattern, a `null`, a status
+//! in another case, an object where the schema would let any type through), never less.
+//! Compiling ([`compile`]) refuses a schema that uses a keyword it does not understand.
+
+mod compile;
+mod pattern;
+
+use rustc_hash::FxHashSet;
+
+pub use compile::{event_plan, PlanError};
+pub use pattern::Pattern;
+
+/// What a value must be.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// Any JSON value (objects in it must still repeat no member name).
+    Any,
+    Str(StrRule),
+    Int(IntRule),
+    /// An array whose every item follows the plan.
+    Array(Box<Plan>),
+    Object(ObjectRule),
+}
+
+/// The plan of a value about which the schema says nothing.
+pub static ANY: Plan = Plan::Any;
+
+/// A string's rule: all of its parts hold.
+#[derive(Debug, Clone, Default)]
+pub struct StrRule {
+    /// The values allowed; `None` when any value is.
+    pub values: Option<FxHashSet<Box<str>>>,
+    /// Bounds on the length in characters (Unicode scalar values, as JSON Schema counts).
+    pub min_chars: u64,
+    pub max_chars: Option<u64>,
+    pub patterns: Vec<Pattern>,
+}
+
+impl StrRule {
+    /// Whether the schema certainly accepts `s` (`false` also when unsure).
+    pub fn admits(&self, s: &str) -> bool {
+        if self
+            .values
+            .as_ref()
+            .is_some_and(|values| !values.contains(s))
+        {
+            return false;
+        }
+        if self.min_chars > 0 || self.max_chars.is_some() {
+            // Bytes bound characters from above, and equal them for ASCII.
+            let chars = if s.is_ascii() {
+                s.len() as u64
+            } else {
+                s.chars().count() as u64
+            };
+            if chars < self.min_chars || self.max_chars.is_some_and(|max| chars > max) {
+                return false;
+            }
+        }
+        self.patterns.iter().all(|p| p.matches(s))
+    }
+
+    /// Both rules (a value must satisfy each).
+    fn and(mut self, other: StrRule) -> StrRule {
+        self.values = match (self.values.take(), other.values) {
+            (Some(a), Some(b)) => Some(a.into_iter().filter(|v| b.contains(v)).collect()),
+            (a, b) => a.or(b),
+        };
+        self.min_chars = self.min_chars.max(other.min_chars);
+        self.max_chars = match (self.max_chars, other.max_chars) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.patterns.extend(other.patterns);
+        self
+    }
+}
+
+/// An integer's rule (`type: integer`; numbers with a fraction or an exponent are not admitted).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IntRule {
+    pub minimum: Option<i64>,
+}
+
+impl IntRule {
+    pub fn admits(&self, n: i128) -> bool {
+        self.minimum.is_none_or(|min| n >= i128::from(min))
+    }
+}
+
+/// One member an object's schema names.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub name: Box<str>,
+    pub plan: Plan,
+    pub required: bool,
+}
+
+/// A member name's length and first eight bytes: equal for equal names, and unequal for most
+/// others, so a name is compared whole only with the members it may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct NameKey(usize, u64);
+
+impl NameKey {
+    fn of(name: &str) -> NameKey {
+        let mut prefix = [0u8; 8];
+        let n = name.len().min(8);
+        prefix[..n].copy_from_slice(&name.as_bytes()[..n]);
+        NameKey(name.len(), u64::from_le_bytes(prefix))
+    }
+}
+
+/// An object's rule.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectRule {
+    /// At most [`MAX_MEMBERS`]; a member whose name the name rules refuse is never here
+    /// (compiling refuses such a schema).
+    pub members: Vec<Member>,
+    /// Bit `i` set: `members[i]` is required.
+    pub required: u64,
+    /// `additionalProperties: false`: no names but the members'.
+    pub closed: bool,
+    /// Rules every member name must satisfy (`propertyNames`).
+    pub names: Vec<StrRule>,
+    /// The members' [`NameKey`]s, in their order (made by [`ObjectRule::seal`]).
+    keys: Vec<NameKey>,
+}
+
+/// The most members an object rule holds (the required set is a 64-bit mask).
+pub const MAX_MEMBERS: usize = 64;
+
+impl ObjectRule {
+    /// The index of the member called `name`.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        if self.keys.len() != self.members.len() {
+            // Not sealed yet (while compiling).
+            return self.members.iter().position(|m| *m.name == *name);
+        }
+        let key = NameKey::of(name);
+        (0..self.keys.len()).find(|&i| self.keys[i] == key && *self.members[i].name == *name)
+    }
+
+    /// Whether a name no member has is certainly allowed here.
+    pub fn admits_other(&self, name: &str) -> bool {
+        !self.closed && self.names.iter().all(|r| r.admits(name))
+    }
+
+    fn and(mut self, other: ObjectRule) -> Result<ObjectRule, PlanError> {
+        self.keys.clear();
+        let closed_out = |rule: &ObjectRule, name: &str| rule.closed && rule.find(name).is_none();
+        for m in &other.members {
+            if closed_out(&self, &m.name) {
+                return Err(PlanError::Unsupported(format!(
+                    "member {} of a closed object",
+                    m.name
+                )));
+            }
+        }
+        for m in &self.members {
+            if closed_out(&other, &m.name) {
+                return Err(PlanError::Unsupported(format!(
+                    "member {} of a closed object",
+                    m.name
+                )));
+            }
+        }
+        for m in other.members {
+            match self.find(&m.name) {
+                Some(i) => {
+                    let mine = &mut self.members[i];
+                    mine.plan = std::mem::replace(&mut mine.plan, Plan::Any).and(m.plan)?;
+                    mine.required |= m.required;
+                }
+                None => self.members.push(m),
+            }
+        }
+        self.closed |= other.closed;
+        self.names.extend(other.names);
+        self.seal()
+    }
+
+    /// Checks the member count and recomputes the required mask.
+    pub(crate) fn seal(mut self) -> Result<ObjectRule, PlanError> {
+        if self.members.len() > MAX_MEMBERS {
+            return Err(PlanError::Unsupported(format!(
+                "an object of more than {MAX_MEMBERS} members"
+            )));
+        }
+        for m in &self.members {
+            if !self.names.iter().all(|r| r.admits(&m.name)) {
+                return Err(PlanError::Unsupported(format!(
+                    "member {} refused by its object's propertyNames",
+                    m.name
+                )));
+            }
+        }
+        self.keys = self.members.iter().map(|m| NameKey::of(&m.name)).collect();
+        self.required = self
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.required)
+            .fold(0, |mask, (i, _)| mask | (1 << i));
+        Ok(self)
+    }
+}
+
+impl Plan {
+    /// The plan of a value that must satisfy both.
+    pub fn and(self, other: Plan) -> Result<Plan, PlanError> {
+        Ok(match (self, other) {
+            (Plan::Any, p) | (p, Plan::Any) => p,
+            (Plan::Str(a), Plan::Str(b)) => Plan::Str(a.and(b)),
+            (Plan::Int(a), Plan::Int(b)) => Plan::Int(IntRule {
+                minimum: a.minimum.max(b.minimum),
+            }),
+            (Plan::Array(a), Plan::Array(b)) => Plan::Array(Box::new(a.and(*b)?)),
+            (Plan::Object(a), Plan::Object(b)) => Plan::Object(a.and(b)?),
+            (a, b) => {
+                return Err(PlanError::Unsupported(format!(
+                    "a value both {} and {}",
+                    a.kind(),
+                    b.kind()
+                )))
+            }
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Plan::Any => "anything",
+            Plan::Str(_) => "a string",
+            Plan::Int(_) => "an integer",
+            Plan::Array(_) => "an array",
+            Plan::Object(_) => "an object",
+        }
+    }
+}
+

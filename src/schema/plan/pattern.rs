@@ -1,0 +1,62 @@
+//! A schema `pattern` as a dense DFA (regex-automata), stepped byte by byte.
+
+use regex_automata::dfa::{dense, Automaton, StartKind};
+use regex_automata::util::primitives::StateID;
+use regex_automata::util::{start, syntax};
+use regex_automata::Anchored;
+
+use super::PlanError;
+
+/// A compiled pattern. It answers for ASCII strings only, where the ECMA-262 and the
+/// regex-automata readings of the schemas' classes (`\s`, ranges) coincide; a string with any
+/// other character is not admitted (left to the validator, which reads the pattern its way).
+#[derive(Clone)]
+pub struct Pattern {
+    source: Box<str>,
+    dfa: dense::DFA<Vec<u32>>,
+    start: StateID,
+}
+
+impl std::fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Pattern").field(&self.source).finish()
+    }
+}
+
+impl Pattern {
+    pub fn new(source: &str) -> Result<Pattern, PlanError> {
+        let fail = |source: dense::BuildError, pattern: &str| PlanError::Pattern {
+            pattern: pattern.into(),
+            source: Box::new(source),
+        };
+        let dfa = dense::Builder::new()
+            .configure(dense::Config::new().start_kind(StartKind::Anchored))
+            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .build(source)
+            .map_err(|e| fail(e, source))?;
+        let start = dfa
+            .start_state(&start::Config::new().anchored(Anchored::Yes))
+            .map_err(|e| PlanError::Unsupported(format!("pattern {source:?}: {e}")))?;
+        Ok(Pattern {
+            source: source.into(),
+            dfa,
+            start,
+        })
+    }
+
+    /// Whether a match of the pattern starts at the beginning of `s` and ends at its end
+    /// (which implies the schema's unanchored search finds one); `false` for a non-ASCII `s`.
+    pub fn matches(&self, s: &str) -> bool {
+        if !s.is_ascii() {
+            return false;
+        }
+        let mut state = self.start;
+        for &b in s.as_bytes() {
+            state = self.dfa.next_state(state, b);
+            if self.dfa.is_dead_state(state) {
+                return false;
+            }
+        }
+        self.dfa.is_match_state(self.dfa.next_eoi_state(state))
+    }
+}
