@@ -14,8 +14,8 @@ use crate::schema::{checked, registry, EventKind, PatternsProven};
 
 /// One accepted event type's plan.
 struct TypePlan {
-    /// The type as a JSON string, to guess an event's type before reading it (the plan then
-    /// checks the `type` member itself, so a wrong guess only costs the fast path).
+    /// The type as a JSON string, to guess an event's type before reading it ([`guess`]; the
+    /// plan then checks the `type` member itself, so a wrong guess only costs the fast path).
     quoted: Finder<'static>,
     kind: EventKind,
     plan: Plan,
@@ -46,10 +46,25 @@ pub fn planned_types() -> usize {
     plans().len()
 }
 
+/// The plan for the event in `bytes`, guessed: the value of the first `"type":"` in the text
+/// (producers write the envelope's `type` before `data`), else the first type found anywhere.
+fn guess(bytes: &[u8]) -> Option<&'static TypePlan> {
+    static TYPE: OnceLock<Finder<'static>> = OnceLock::new();
+    let key = TYPE.get_or_init(|| Finder::new(b"\"type\":\"").into_owned());
+    let plans = plans();
+    if let Some(at) = key.find(bytes) {
+        let value = &bytes[at + key.needle().len() - 1..];
+        if let Some(plan) = plans.iter().find(|p| value.starts_with(p.quoted.needle())) {
+            return Some(plan);
+        }
+    }
+    plans.iter().find(|p| p.quoted.find(bytes).is_some())
+}
+
 /// The event, if the plan of its type certainly admits it; `None` otherwise (which says nothing
 /// about its validity).
 pub fn read_one_pass(bytes: &[u8]) -> Option<InboundEvent> {
-    let plan = plans().iter().find(|p| p.quoted.find(bytes).is_some())?;
+    let plan = guess(bytes)?;
     // Every patterned value is matched against its schema pattern as it is read, before the
     // generated type that carries the same pattern is made from it.
     let _proven = PatternsProven::new();

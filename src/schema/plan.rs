@@ -10,11 +10,12 @@
 //! Compiling ([`compile`]) refuses a schema that uses a keyword it does not understand.
 
 mod compile;
+mod names;
 mod pattern;
-
-use rustc_hash::FxHashSet;
+mod runs;
 
 pub use compile::{event_plan, PlanError};
+pub use names::NameIndex;
 pub use pattern::Pattern;
 
 /// What a value must be.
@@ -36,7 +37,7 @@ pub static ANY: Plan = Plan::Any;
 #[derive(Debug, Clone, Default)]
 pub struct StrRule {
     /// The values allowed; `None` when any value is.
-    pub values: Option<FxHashSet<Box<str>>>,
+    pub values: Option<NameIndex>,
     /// Bounds on the length in characters (Unicode scalar values, as JSON Schema counts).
     pub min_chars: u64,
     pub max_chars: Option<u64>,
@@ -70,7 +71,9 @@ impl StrRule {
     /// Both rules (a value must satisfy each).
     fn and(mut self, other: StrRule) -> StrRule {
         self.values = match (self.values.take(), other.values) {
-            (Some(a), Some(b)) => Some(a.into_iter().filter(|v| b.contains(v)).collect()),
+            (Some(a), Some(b)) => Some(NameIndex::new(
+                a.names().iter().filter(|v| b.contains(v)).cloned(),
+            )),
             (a, b) => a.or(b),
         };
         self.min_chars = self.min_chars.max(other.min_chars);
@@ -103,20 +106,6 @@ pub struct Member {
     pub required: bool,
 }
 
-/// A member name's length and first eight bytes: equal for equal names, and unequal for most
-/// others, so a name is compared whole only with the members it may be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct NameKey(usize, u64);
-
-impl NameKey {
-    fn of(name: &str) -> NameKey {
-        let mut prefix = [0u8; 8];
-        let n = name.len().min(8);
-        prefix[..n].copy_from_slice(&name.as_bytes()[..n]);
-        NameKey(name.len(), u64::from_le_bytes(prefix))
-    }
-}
-
 /// An object's rule.
 #[derive(Debug, Clone, Default)]
 pub struct ObjectRule {
@@ -129,8 +118,8 @@ pub struct ObjectRule {
     pub closed: bool,
     /// Rules every member name must satisfy (`propertyNames`).
     pub names: Vec<StrRule>,
-    /// The members' [`NameKey`]s, in their order (made by [`ObjectRule::seal`]).
-    keys: Vec<NameKey>,
+    /// The members' names, in their order (made by [`ObjectRule::seal`]).
+    index: NameIndex,
 }
 
 /// The most members an object rule holds (the required set is a 64-bit mask).
@@ -139,12 +128,11 @@ pub const MAX_MEMBERS: usize = 64;
 impl ObjectRule {
     /// The index of the member called `name`.
     pub fn find(&self, name: &str) -> Option<usize> {
-        if self.keys.len() != self.members.len() {
-            // Not sealed yet (while compiling).
+        if self.index.len() != self.members.len() {
+            // Not sealed (while compiling).
             return self.members.iter().position(|m| *m.name == *name);
         }
-        let key = NameKey::of(name);
-        (0..self.keys.len()).find(|&i| self.keys[i] == key && *self.members[i].name == *name)
+        self.index.find(name)
     }
 
     /// Whether a name no member has is certainly allowed here.
@@ -153,7 +141,7 @@ impl ObjectRule {
     }
 
     fn and(mut self, other: ObjectRule) -> Result<ObjectRule, PlanError> {
-        self.keys.clear();
+        self.index = NameIndex::default();
         let closed_out = |rule: &ObjectRule, name: &str| rule.closed && rule.find(name).is_none();
         for m in &other.members {
             if closed_out(&self, &m.name) {
@@ -201,7 +189,7 @@ impl ObjectRule {
                 )));
             }
         }
-        self.keys = self.members.iter().map(|m| NameKey::of(&m.name)).collect();
+        self.index = NameIndex::new(self.members.iter().map(|m| m.name.clone()));
         self.required = self
             .members
             .iter()
@@ -244,3 +232,6 @@ impl Plan {
     }
 }
 
+#[cfg(test)]
+#[path = "plan/tests.rs"]
+mod tests;

@@ -6,10 +6,9 @@
 //! `additionalProperties: false`, `propertyNames`, `items`; annotations are skipped. Any other
 //! keyword makes the schema unsupported (its events take the validating paths only).
 
-use rustc_hash::FxHashSet;
 use serde_json::{Map, Value};
 
-use super::{IntRule, Member, ObjectRule, Pattern, Plan, StrRule};
+use super::{IntRule, Member, NameIndex, ObjectRule, Pattern, Plan, StrRule};
 use crate::schema::files;
 
 /// Why a schema has no plan.
@@ -62,7 +61,7 @@ pub fn event_plan(event_type: &str, data_schema: &str) -> Result<Plan, PlanError
             Member {
                 name: "type".into(),
                 plan: Plan::Str(StrRule {
-                    values: Some([event_type.into()].into_iter().collect()),
+                    values: Some(NameIndex::new([event_type.into()])),
                     ..StrRule::default()
                 }),
                 required: false,
@@ -80,6 +79,12 @@ pub fn event_plan(event_type: &str, data_schema: &str) -> Result<Plan, PlanError
 
 /// Compiles schemas found in the embedded files.
 struct Compiler;
+
+/// The plan of `schema`, a part of the standalone document `doc` (for tests).
+#[cfg(test)]
+pub fn schema_plan(schema: &Value, doc: &Value) -> Result<Plan, PlanError> {
+    Compiler.schema(schema, "", doc, 0)
+}
 
 impl Compiler {
     fn file(&self, name: &str, depth: usize) -> Result<Plan, PlanError> {
@@ -132,7 +137,7 @@ impl Compiler {
                 .try_fold(Plan::Any, |plan, s| plan.and(sub(s)?))?,
             "oneOf" => one_of(array_of(keyword, value)?.iter().map(sub))?,
             "enum" => Plan::Str(StrRule {
-                values: Some(strings(keyword, value)?.into_iter().collect()),
+                values: Some(NameIndex::new(strings(keyword, value)?)),
                 ..StrRule::default()
             }),
             "minLength" => Plan::Str(StrRule {
@@ -265,7 +270,7 @@ fn type_plan(value: &Value) -> Result<Plan, PlanError> {
 /// `oneOf` over string enumerations with no value in common: exactly one branch holds exactly
 /// when the value is in their union.
 fn one_of(branches: impl Iterator<Item = Result<Plan, PlanError>>) -> Result<Plan, PlanError> {
-    let mut union: FxHashSet<Box<str>> = FxHashSet::default();
+    let mut union: Vec<Box<str>> = Vec::new();
     for branch in branches {
         let values = match branch? {
             Plan::Str(StrRule {
@@ -273,7 +278,7 @@ fn one_of(branches: impl Iterator<Item = Result<Plan, PlanError>>) -> Result<Pla
                 min_chars: 0,
                 max_chars: None,
                 patterns,
-            }) if patterns.is_empty() => values,
+            }) if patterns.is_empty() => values.names().to_vec(),
             _ => {
                 return Err(PlanError::Unsupported(
                     "oneOf other than string enumerations".into(),
@@ -288,7 +293,7 @@ fn one_of(branches: impl Iterator<Item = Result<Plan, PlanError>>) -> Result<Pla
         union.extend(values);
     }
     Ok(Plan::Str(StrRule {
-        values: Some(union),
+        values: Some(NameIndex::new(union)),
         ..StrRule::default()
     }))
 }

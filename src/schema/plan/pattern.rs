@@ -5,6 +5,7 @@ use regex_automata::util::primitives::StateID;
 use regex_automata::util::{start, syntax};
 use regex_automata::Anchored;
 
+use super::runs::Runs;
 use super::PlanError;
 
 /// A compiled pattern. It answers for ASCII strings only, where the ECMA-262 and the
@@ -15,6 +16,8 @@ pub struct Pattern {
     source: Box<str>,
     dfa: dense::DFA<Vec<u32>>,
     start: StateID,
+    /// The same pattern as byte-class runs, when it is one ([`Runs`]).
+    runs: Option<Runs>,
 }
 
 impl std::fmt::Debug for Pattern {
@@ -29,9 +32,13 @@ impl Pattern {
             pattern: pattern.into(),
             source: Box::new(source),
         };
+        let syntax = syntax::Config::new().unicode(false).utf8(false);
+        let runs = syntax::parse_with(source, &syntax)
+            .ok()
+            .and_then(|hir| Runs::of(&hir));
         let dfa = dense::Builder::new()
             .configure(dense::Config::new().start_kind(StartKind::Anchored))
-            .syntax(syntax::Config::new().unicode(false).utf8(false))
+            .syntax(syntax)
             .build(source)
             .map_err(|e| fail(e, source))?;
         let start = dfa
@@ -41,12 +48,29 @@ impl Pattern {
             source: source.into(),
             dfa,
             start,
+            runs,
         })
     }
 
     /// Whether a match of the pattern starts at the beginning of `s` and ends at its end
     /// (which implies the schema's unanchored search finds one); `false` for a non-ASCII `s`.
     pub fn matches(&self, s: &str) -> bool {
+        if !s.is_ascii() {
+            return false;
+        }
+        if let Some(runs) = &self.runs {
+            return runs.matches(s.as_bytes());
+        }
+        self.dfa_matches(s)
+    }
+
+    /// Whether [`Pattern::matches`] takes the byte-class runs rather than the DFA.
+    pub fn uses_runs(&self) -> bool {
+        self.runs.is_some()
+    }
+
+    /// [`Pattern::matches`] by the DFA alone.
+    pub fn dfa_matches(&self, s: &str) -> bool {
         if !s.is_ascii() {
             return false;
         }

@@ -1,0 +1,105 @@
+//! A fixed set of names (an object's members, a string's allowed values), looked up by a small
+//! open-addressed table keyed on each name's length and first eight bytes.
+
+/// A name's length and first eight bytes (zero-padded): equal for equal names; for names of
+/// up to eight bytes, equal only for equal names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct NameKey(usize, u64);
+
+impl NameKey {
+    fn of(name: &str) -> NameKey {
+        let b = name.as_bytes();
+        let word = |at: usize| {
+            b.get(at..at + 4).map_or(0, |w| {
+                u64::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            })
+        };
+        let prefix = match b.len() {
+            8.. => b.get(..8).map_or(0, |w| {
+                u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])
+            }),
+            // Two overlapping words: the bytes they share are the same.
+            4..=7 => word(0) | (word(b.len() - 4) << ((b.len() - 4) * 8)),
+            _ => b.iter().rev().fold(0, |p, &c| (p << 8) | u64::from(c)),
+        };
+        NameKey(b.len(), prefix)
+    }
+
+    fn slot(self, shift: u32) -> usize {
+        let mixed = (self.1 ^ (self.0 as u64).rotate_left(56)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (mixed >> shift) as usize
+    }
+}
+
+/// A name's bytes after its first eight.
+fn rest(name: &str) -> &[u8] {
+    name.as_bytes().get(8..).unwrap_or_default()
+}
+
+/// The names, in the order given (repeats dropped), each found by its index.
+#[derive(Debug, Clone, Default)]
+pub struct NameIndex {
+    names: Vec<Box<str>>,
+    keys: Vec<NameKey>,
+    /// Open addressing: `index + 1` of a name, 0 for an empty slot; a power of two at least
+    /// twice the number of names.
+    slots: Vec<u32>,
+    /// 64 minus log2 of the slot count.
+    shift: u32,
+}
+
+impl NameIndex {
+    pub fn new(names: impl IntoIterator<Item = Box<str>>) -> NameIndex {
+        let mut index = NameIndex::default();
+        for name in names {
+            if !index.names.contains(&name) {
+                index.keys.push(NameKey::of(&name));
+                index.names.push(name);
+            }
+        }
+        let size = (index.names.len() * 2).next_power_of_two().max(8);
+        index.shift = 64 - size.trailing_zeros();
+        index.slots = vec![0; size];
+        for (i, key) in index.keys.iter().enumerate() {
+            let mut slot = key.slot(index.shift);
+            while index.slots[slot] != 0 {
+                slot = (slot + 1) & (size - 1);
+            }
+            index.slots[slot] = i as u32 + 1;
+        }
+        index
+    }
+
+    /// The index of `name`, if it is one of the names.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let key = NameKey::of(name);
+        let mask = self.slots.len() - 1;
+        let mut slot = key.slot(self.shift);
+        loop {
+            let i = (*self.slots.get(slot)? as usize).checked_sub(1)?;
+            if self.keys[i] == key && rest(&self.names[i]) == rest(name) {
+                return Some(i);
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.find(name).is_some()
+    }
+
+    pub fn names(&self) -> &[Box<str>] {
+        &self.names
+    }
+
+    pub fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty()
+    }
+}
