@@ -85,14 +85,7 @@ impl<'a> MappedBlocks<'a> {
             self.pos = (self.pos + n + 1).min(map.len());
         }
         let rest = &map[self.pos..];
-        let mut end = 0;
-        while end < rest.len() && end < BLOCK_BYTES {
-            match fitting_line(&rest[end..]) {
-                Some(n) => end += n,
-                // An over-long line starts the next block.
-                None => break,
-            }
-        }
+        let end = block_end(rest);
         block.mapped = Some(&rest[..end]);
         self.pos += end;
         block.end = self.pos;
@@ -142,6 +135,43 @@ impl<'a> MappedBlocks<'a> {
     }
 }
 
+/// Where the block that starts `rest` ends: after the first line that reaches [`BLOCK_BYTES`],
+/// or before the first over-long line, or at the end of the input.
+fn block_end(rest: &[u8]) -> usize {
+    quick_block_end(rest).unwrap_or_else(|| line_by_line_end(rest))
+}
+
+/// [`block_end`], reading every line.
+fn line_by_line_end(rest: &[u8]) -> usize {
+    let mut end = 0;
+    while end < rest.len() && end < BLOCK_BYTES {
+        match fitting_line(&rest[end..]) {
+            Some(n) => end += n,
+            // An over-long line starts the next block.
+            None => break,
+        }
+    }
+    end
+}
+
+/// Every stretch of this many bytes holding a newline means no line is longer than twice it.
+const NEWLINE_STRIDE: usize = MAX_EVENT_BYTES / 4;
+
+/// [`block_end`] without reading every line, when no line up to it can be over-long: the end of
+/// the first line that reaches [`BLOCK_BYTES`] (or of the input), provided each whole
+/// [`NEWLINE_STRIDE`] of the block holds a newline (a line longer than the event limit would
+/// cover at least three whole stretches). `None`: the block must be cut line by line.
+fn quick_block_end(rest: &[u8]) -> Option<usize> {
+    let end = match rest.get(BLOCK_BYTES - 1..) {
+        Some(tail) => memchr::memchr(b'\n', tail).map_or(rest.len(), |at| BLOCK_BYTES + at),
+        None => rest.len(),
+    };
+    rest[..end]
+        .chunks_exact(NEWLINE_STRIDE)
+        .all(|stretch| memchr::memchr(b'\n', stretch).is_some())
+        .then_some(end)
+}
+
 /// The length of the line at the start of `rest` with its newline (all of `rest` for a last
 /// line without one); `None` if the line is longer than the event limit.
 fn fitting_line(rest: &[u8]) -> Option<usize> {
@@ -149,5 +179,87 @@ fn fitting_line(rest: &[u8]) -> Option<usize> {
     match memchr::memchr(b'\n', window) {
         Some(i) => Some(i + 1),
         None => (rest.len() <= MAX_EVENT_BYTES).then_some(rest.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Inputs of lines of awkward lengths (around the stride, the block size and the event
+    /// limit), with and without a final newline.
+    fn inputs() -> Vec<Vec<u8>> {
+        let lengths = [
+            0,
+            1,
+            900,
+            NEWLINE_STRIDE - 1,
+            NEWLINE_STRIDE,
+            2 * NEWLINE_STRIDE + 1,
+            BLOCK_BYTES - 1,
+            BLOCK_BYTES,
+            MAX_EVENT_BYTES,
+            MAX_EVENT_BYTES + 1,
+            3 * MAX_EVENT_BYTES,
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut out = Vec::new();
+        for round in 0..24 {
+            let mut input = Vec::new();
+            for _ in 0..1500 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Mostly short lines, now and then an awkward one.
+                let len = if x % 256 == 0 {
+                    lengths[(x >> 8) as usize % lengths.len()]
+                } else {
+                    (x >> 16) as usize % 2000
+                };
+                input.extend(std::iter::repeat_n(b'a', len));
+                input.push(b'\n');
+            }
+            if round % 2 == 1 {
+                input.extend(std::iter::repeat_n(
+                    b'z',
+                    (x >> 24) as usize % (BLOCK_BYTES + 10),
+                ));
+            }
+            out.push(input);
+        }
+        out
+    }
+
+    #[test]
+    fn the_quick_cut_ends_each_block_where_reading_every_line_does() {
+        let (mut quick, mut slow) = (0, 0);
+        for input in inputs() {
+            let mut pos = 0;
+            while pos < input.len() {
+                let rest = &input[pos..];
+                let want = line_by_line_end(rest);
+                match quick_block_end(rest) {
+                    Some(end) => {
+                        assert_eq!(end, want, "at {pos} of {}", input.len());
+                        quick += 1;
+                    }
+                    None => slow += 1,
+                }
+                // As next_block moves on: past an over-long line, else past the block.
+                pos += if want == 0 {
+                    fitting_line(rest).map_or_else(
+                        || {
+                            rest.iter()
+                                .position(|&b| b == b'\n')
+                                .map_or(rest.len(), |i| i + 1)
+                        },
+                        |n| n,
+                    )
+                } else {
+                    want
+                };
+            }
+        }
+        assert!(quick > 20 && slow > 5, "quick {quick}, slow {slow}");
     }
 }
