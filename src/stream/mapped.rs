@@ -247,14 +247,11 @@ mod tests {
                 }
                 // As next_block moves on: past an over-long line, else past the block.
                 pos += if want == 0 {
-                    fitting_line(rest).map_or_else(
-                        || {
-                            rest.iter()
-                                .position(|&b| b == b'\n')
-                                .map_or(rest.len(), |i| i + 1)
-                        },
-                        |n| n,
-                    )
+                    fitting_line(rest).unwrap_or_else(|| {
+                        rest.iter()
+                            .position(|&b| b == b'\n')
+                            .map_or(rest.len(), |i| i + 1)
+                    })
                 } else {
                     want
                 };
