@@ -171,6 +171,11 @@ fn accept_text(text: &str) -> Option<InboundEvent> {
     if text.len() > MAX_EVENT_BYTES {
         return None;
     }
+    // A CloudEvent body its type's reading plan admits: read in one pass (an EventBridge
+    // envelope is never admitted: it has no `specversion`).
+    if let Some(event) = event::read_one_pass(text.as_bytes()) {
+        return Some(event);
+    }
     // The one-pass scanner where it is sure of the document, serde_json otherwise.
     let tree = scan(text.as_bytes()).or_else(|| Tree::parse(text.as_bytes()).ok())?;
     let is_envelope = tree.get("specversion").is_none()
