@@ -13,6 +13,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::{env, fs};
 
+#[path = "build/newtypes.rs"]
+mod newtypes;
+
 struct SchemaFile {
     file_name: String,
     title: String,
@@ -143,6 +146,11 @@ fn main() {
             problems.join("\n  ")
         );
     }
+    // Constrained string newtypes keep the `String` they read instead of copying it.
+    assert!(
+        newtypes::rewrite(&mut file) > 0,
+        "no string newtype found to rewrite: update build/newtypes.rs"
+    );
     // typify validates `pattern` newtypes with `regress` (a backtracking ECMAScript engine).
     // The same patterns run far faster on the `regex` crate's automata, and every pattern in
     // schemas/ uses syntax both accept (tests/schema.rs compiles each one with `regex`).

@@ -26,7 +26,7 @@ pub struct Lexer<'a> {
 impl<'a> Lexer<'a> {
     /// A lexer at the start of `bytes`; `None` if they are not UTF-8.
     pub fn new(bytes: &'a [u8]) -> Option<Lexer<'a>> {
-        let text = std::str::from_utf8(bytes).ok()?;
+        let text = simdutf8::basic::from_utf8(bytes).ok()?;
         Some(Lexer {
             text,
             bytes,

@@ -54,9 +54,14 @@ impl StrRule {
         {
             return false;
         }
-        if self.min_chars > 0 || self.max_chars.is_some() {
+        let bounded = self.min_chars > 0 || self.max_chars.is_some();
+        if !bounded && self.patterns.is_empty() {
+            return true;
+        }
+        let ascii = s.is_ascii();
+        if bounded {
             // Bytes bound characters from above, and equal them for ASCII.
-            let chars = if s.is_ascii() {
+            let chars = if ascii {
                 s.len() as u64
             } else {
                 s.chars().count() as u64
@@ -65,7 +70,9 @@ impl StrRule {
                 return false;
             }
         }
-        self.patterns.iter().all(|p| p.matches(s))
+        // A pattern answers for ASCII strings only ([`Pattern`]).
+        self.patterns.is_empty()
+            || (ascii && self.patterns.iter().all(|p| p.matches_ascii(s.as_bytes())))
     }
 
     /// Both rules (a value must satisfy each).

@@ -1,39 +1,61 @@
 //! A fixed set of names (an object's members, a string's allowed values), looked up by a small
-//! open-addressed table keyed on each name's length and first eight bytes.
+//! open-addressed table keyed on each name's length and its first and last eight bytes.
 
-/// A name's length and first eight bytes (zero-padded): equal for equal names; for names of
-/// up to eight bytes, equal only for equal names.
+/// A name's length and its first and last eight bytes (each zero-padded, overlapping for names
+/// under sixteen bytes): equal for equal names; for names of up to sixteen bytes, equal only for
+/// equal names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct NameKey(usize, u64);
+struct NameKey {
+    len: usize,
+    head: u64,
+    tail: u64,
+}
+
+/// The eight bytes of `b` from `at` (which has eight after it).
+fn word8(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 8)
+        .and_then(|w| <[u8; 8]>::try_from(w).ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+/// The up to eight bytes of `b` (shorter than eight), zero-padded.
+fn short8(b: &[u8]) -> u64 {
+    let word = |at: usize| {
+        b.get(at..at + 4)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map_or(0, |w| u64::from(u32::from_le_bytes(w)))
+    };
+    match b.len() {
+        // Two overlapping words: the bytes they share are the same.
+        4.. => word(0) | (word(b.len() - 4) << ((b.len() - 4) * 8)),
+        _ => b.iter().rev().fold(0, |p, &c| (p << 8) | u64::from(c)),
+    }
+}
 
 impl NameKey {
     fn of(name: &str) -> NameKey {
         let b = name.as_bytes();
-        let word = |at: usize| {
-            b.get(at..at + 4).map_or(0, |w| {
-                u64::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
-            })
+        let len = b.len();
+        let (head, tail) = if len >= 8 {
+            (word8(b, 0), word8(b, len - 8))
+        } else {
+            (short8(b), 0)
         };
-        let prefix = match b.len() {
-            8.. => b.get(..8).map_or(0, |w| {
-                u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])
-            }),
-            // Two overlapping words: the bytes they share are the same.
-            4..=7 => word(0) | (word(b.len() - 4) << ((b.len() - 4) * 8)),
-            _ => b.iter().rev().fold(0, |p, &c| (p << 8) | u64::from(c)),
-        };
-        NameKey(b.len(), prefix)
+        NameKey { len, head, tail }
     }
 
     fn slot(self, shift: u32) -> usize {
-        let mixed = (self.1 ^ (self.0 as u64).rotate_left(56)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mixed = (self.head ^ self.tail.rotate_left(29) ^ (self.len as u64).rotate_left(56))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
         (mixed >> shift) as usize
     }
 }
 
-/// A name's bytes after its first eight.
-fn rest(name: &str) -> &[u8] {
-    name.as_bytes().get(8..).unwrap_or_default()
+/// What of a name its [`NameKey`] does not hold: the bytes between its first and last eight
+/// (none for a name of up to sixteen bytes).
+fn middle(name: &str) -> &[u8] {
+    let b = name.as_bytes();
+    b.get(8..b.len().saturating_sub(8)).unwrap_or_default()
 }
 
 /// The names, in the order given (repeats dropped), each found by its index.
@@ -80,7 +102,7 @@ impl NameIndex {
         let mut slot = key.slot(self.shift);
         loop {
             let i = (*self.slots.get(slot)? as usize).checked_sub(1)?;
-            if self.keys[i] == key && rest(&self.names[i]) == rest(name) {
+            if self.keys[i] == key && (key.len <= 16 || middle(&self.names[i]) == middle(name)) {
                 return Some(i);
             }
             slot = (slot + 1) & mask;

@@ -55,13 +55,15 @@ impl Pattern {
     /// Whether a match of the pattern starts at the beginning of `s` and ends at its end
     /// (which implies the schema's unanchored search finds one); `false` for a non-ASCII `s`.
     pub fn matches(&self, s: &str) -> bool {
-        if !s.is_ascii() {
-            return false;
+        s.is_ascii() && self.matches_ascii(s.as_bytes())
+    }
+
+    /// [`Pattern::matches`] for bytes the caller knows are ASCII.
+    pub fn matches_ascii(&self, s: &[u8]) -> bool {
+        match &self.runs {
+            Some(runs) => runs.matches(s),
+            None => self.dfa_ascii(s),
         }
-        if let Some(runs) = &self.runs {
-            return runs.matches(s.as_bytes());
-        }
-        self.dfa_matches(s)
     }
 
     /// Whether [`Pattern::matches`] takes the byte-class runs rather than the DFA.
@@ -71,11 +73,12 @@ impl Pattern {
 
     /// [`Pattern::matches`] by the DFA alone.
     pub fn dfa_matches(&self, s: &str) -> bool {
-        if !s.is_ascii() {
-            return false;
-        }
+        s.is_ascii() && self.dfa_ascii(s.as_bytes())
+    }
+
+    fn dfa_ascii(&self, s: &[u8]) -> bool {
         let mut state = self.start;
-        for &b in s.as_bytes() {
+        for &b in s {
             state = self.dfa.next_state(state, b);
             if self.dfa.is_dead_state(state) {
                 return false;

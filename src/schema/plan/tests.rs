@@ -134,6 +134,11 @@ fn a_name_index_finds_each_name_and_nothing_else() {
         "1234567",
         "12345678",
         "123456789",
+        "messageReference",
+        "messageReferencf",
+        "0123456789abcdefg",
+        "messageStatusDescription",
+        "abcdefghXXijklmnopq",
     ]
     .into_iter()
     .map(Into::into)
@@ -151,6 +156,14 @@ fn a_name_index_finds_each_name_and_nothing_else() {
         "1234568",
         "12345679",
         "data\0",
+        "messageReferencee",
+        "0123456789abcdefh",
+        "0123456789abcdeg",
+        "0123456789abXdefg",
+        "messageStatusDescriptioN",
+        "messageStatusDeXcription",
+        "abcdefghXYijklmnopq",
+        "abcdefghYXijklmnopq",
     ] {
         assert_eq!(index.find(other), None, "{other}");
     }
