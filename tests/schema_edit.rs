@@ -46,8 +46,9 @@ fn copy_crate(tmp: &Path) -> std::path::PathBuf {
         std::fs::create_dir_all(&krate).expect("mkdir");
         std::fs::copy(root.join(f), krate.join(f)).expect("copy");
     }
-    // Every directory a manifest target may live in (explicit [[bin]], [[example]], [[bench]]).
-    for d in ["src", "schemas", "benches", "examples", "tests"] {
+    // The build script's modules, and every directory a manifest target may live in (explicit
+    // [[bin]], [[example]], [[bench]]).
+    for d in ["src", "build", "schemas", "benches", "examples", "tests"] {
         copy_dir(&root.join(d), &krate.join(d));
     }
     krate

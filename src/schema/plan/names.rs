@@ -33,6 +33,7 @@ fn short8(b: &[u8]) -> u64 {
 }
 
 impl NameKey {
+    #[inline]
     fn of(name: &str) -> NameKey {
         let b = name.as_bytes();
         let len = b.len();
@@ -93,6 +94,7 @@ impl NameIndex {
     }
 
     /// The index of `name`, if it is one of the names.
+    #[inline]
     pub fn find(&self, name: &str) -> Option<usize> {
         if self.slots.is_empty() {
             return None;

@@ -9,8 +9,90 @@ use regex_syntax::hir::{Class, Hir, HirKind, Look};
 struct Run {
     /// `class[b]`: byte `b` is in the class (ASCII bytes only).
     class: Box<[bool; 256]>,
+    /// The same class as its ranges of bytes, when it has at most [`MAX_RANGES`]: a run of it
+    /// is then checked sixteen bytes at a time.
+    ranges: Option<Box<[(u8, u8)]>>,
     min: usize,
     max: Option<usize>,
+}
+
+/// The most ranges a class is checked by sixteen bytes at a time.
+const MAX_RANGES: usize = 4;
+
+impl Run {
+    fn new(bits: u128, min: usize, max: Option<usize>) -> Run {
+        Run {
+            class: table(bits),
+            ranges: ranges(bits),
+            min,
+            max,
+        }
+    }
+
+    /// Whether every byte of `bytes` is in the class.
+    fn holds(&self, bytes: &[u8]) -> bool {
+        let mut rest = bytes;
+        if let Some(ranges) = &self.ranges {
+            while let Some((chunk, after)) = rest.split_first_chunk::<16>() {
+                if !in_ranges(chunk, ranges) {
+                    return false;
+                }
+                rest = after;
+            }
+        }
+        rest.iter()
+            .fold(true, |ok, &b| ok & self.class[usize::from(b)])
+    }
+}
+
+/// Whether all sixteen bytes lie in one of `ranges` (SSE2, part of every x86-64).
+#[cfg(target_arch = "x86_64")]
+fn in_ranges(chunk: &[u8; 16], ranges: &[(u8, u8)]) -> bool {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_min_epu8, _mm_movemask_epi8,
+        _mm_or_si128, _mm_set1_epi8, _mm_setzero_si128,
+    };
+    // SAFETY: SSE2 is part of the x86-64 baseline; `chunk` is 16 readable bytes and the load
+    // has no alignment requirement.
+    let mask = unsafe {
+        let v = _mm_loadu_si128(chunk.as_ptr().cast());
+        let mut inside = _mm_setzero_si128();
+        for &(lo, hi) in ranges {
+            // lo <= b <= hi exactly when min(max(b, lo), hi) == b (unsigned).
+            let clamped = _mm_min_epu8(
+                _mm_max_epu8(v, _mm_set1_epi8(lo as i8)),
+                _mm_set1_epi8(hi as i8),
+            );
+            inside = _mm_or_si128(inside, _mm_cmpeq_epi8(clamped, v));
+        }
+        _mm_movemask_epi8(inside)
+    };
+    mask == 0xFFFF
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn in_ranges(chunk: &[u8; 16], ranges: &[(u8, u8)]) -> bool {
+    chunk
+        .iter()
+        .all(|&b| ranges.iter().any(|&(lo, hi)| lo <= b && b <= hi))
+}
+
+/// The ranges of the ASCII set `bits`, if there are at most [`MAX_RANGES`].
+fn ranges(bits: u128) -> Option<Box<[(u8, u8)]>> {
+    let mut out = Vec::new();
+    let mut b = 0u8;
+    while b < 128 {
+        if bits & (1u128 << b) == 0 {
+            b += 1;
+            continue;
+        }
+        let lo = b;
+        while b < 128 && bits & (1u128 << b) != 0 {
+            b += 1;
+        }
+        out.push((lo, b - 1));
+    }
+    (out.len() <= MAX_RANGES).then(|| out.into_boxed_slice())
 }
 
 /// A pattern as runs, anchored at both ends.
@@ -36,24 +118,16 @@ impl Runs {
             match part.kind() {
                 HirKind::Literal(literal) => {
                     for &b in literal.0.iter() {
-                        runs.push(Run {
-                            class: table(bit(b)?),
-                            min: 1,
-                            max: Some(1),
-                        });
+                        runs.push(Run::new(bit(b)?, 1, Some(1)));
                     }
                 }
-                HirKind::Class(class) => runs.push(Run {
-                    class: table(ascii_class(class)?),
-                    min: 1,
-                    max: Some(1),
-                }),
+                HirKind::Class(class) => runs.push(Run::new(ascii_class(class)?, 1, Some(1))),
                 HirKind::Repetition(rep) => match rep.sub.kind() {
-                    HirKind::Class(class) => runs.push(Run {
-                        class: table(ascii_class(class)?),
-                        min: usize::try_from(rep.min).ok()?,
-                        max: rep.max.map(usize::try_from).transpose().ok()?,
-                    }),
+                    HirKind::Class(class) => runs.push(Run::new(
+                        ascii_class(class)?,
+                        usize::try_from(rep.min).ok()?,
+                        rep.max.map(usize::try_from).transpose().ok()?,
+                    )),
                     _ => return None,
                 },
                 _ => return None,
@@ -84,7 +158,7 @@ impl Runs {
             let Some(bytes) = s.get(at..at + n) else {
                 return false;
             };
-            if !bytes.iter().all(|&b| run.class[usize::from(b)]) {
+            if !run.holds(bytes) {
                 return false;
             }
             at += n;

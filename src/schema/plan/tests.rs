@@ -33,6 +33,7 @@ fn probes() -> Vec<String> {
         "2025-11-03T09:12:44.018Z",
         "2025-11-03T09:12:44+01:00",
         "/data-plane/client-callbacks/core",
+        "https://notify.nhs.uk/cloudevents/schemas/client-callbacks/message-status-data.v1.schema.json",
         "a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d7e8f9a0b1",
         "datacontenttype",
         "https://x.example/cb?a=1",
@@ -40,7 +41,9 @@ fn probes() -> Vec<String> {
         "x",
         "",
     ];
-    let replacements = [b'0', b'a', b'Z', b'-', b' ', b'\t', b'.', b':', b'G', b'~'];
+    let replacements = [
+        b'0', b'a', b'Z', b'-', b' ', b'\t', b'.', b':', b'G', b'~', 0, 0x0b, 0x1f, 0x7f,
+    ];
     let mut out: Vec<String> = Vec::new();
     for s in samples {
         out.push(s.to_string());
