@@ -10,6 +10,7 @@
 //! Compiling ([`compile`]) refuses a schema that uses a keyword it does not understand.
 
 mod compile;
+mod head;
 mod names;
 mod pattern;
 mod runs;

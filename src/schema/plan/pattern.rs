@@ -1,6 +1,8 @@
-//! A schema `pattern` as a dense DFA (regex-automata), stepped byte by byte.
+//! A schema `pattern` as a dense DFA (regex-automata), stepped byte by byte; or, faster, as the
+//! byte-class runs it is or starts with ([`Runs`]), the rest of it then by its own DFA.
 
 use regex_automata::dfa::{dense, Automaton, StartKind};
+use regex_automata::nfa::thompson;
 use regex_automata::util::primitives::StateID;
 use regex_automata::util::{start, syntax};
 use regex_automata::Anchored;
@@ -14,10 +16,42 @@ use super::PlanError;
 #[derive(Clone)]
 pub struct Pattern {
     source: Box<str>,
+    whole: Dfa,
+    /// The same pattern as byte-class runs, or the runs of fixed lengths it starts with
+    /// ([`Runs`]) and a DFA of the rest.
+    runs: Option<(Runs, Option<Dfa>)>,
+}
+
+/// An anchored DFA and its start state.
+#[derive(Clone)]
+struct Dfa {
     dfa: dense::DFA<Vec<u32>>,
     start: StateID,
-    /// The same pattern as byte-class runs, when it is one ([`Runs`]).
-    runs: Option<Runs>,
+}
+
+impl Dfa {
+    fn new(dfa: dense::DFA<Vec<u32>>, source: &str) -> Result<Dfa, PlanError> {
+        let start = dfa
+            .start_state(&start::Config::new().anchored(Anchored::Yes))
+            .map_err(|e| PlanError::Unsupported(format!("pattern {source:?}: {e}")))?;
+        Ok(Dfa { dfa, start })
+    }
+
+    fn config() -> dense::Config {
+        dense::Config::new().start_kind(StartKind::Anchored)
+    }
+
+    /// Whether all of `s` is a match.
+    fn matches(&self, s: &[u8]) -> bool {
+        let mut state = self.start;
+        for &b in s {
+            state = self.dfa.next_state(state, b);
+            if self.dfa.is_dead_state(state) {
+                return false;
+            }
+        }
+        self.dfa.is_match_state(self.dfa.next_eoi_state(state))
+    }
 }
 
 impl std::fmt::Debug for Pattern {
@@ -33,21 +67,36 @@ impl Pattern {
             source: Box::new(source),
         };
         let syntax = syntax::Config::new().unicode(false).utf8(false);
-        let runs = syntax::parse_with(source, &syntax)
-            .ok()
-            .and_then(|hir| Runs::of(&hir));
-        let dfa = dense::Builder::new()
-            .configure(dense::Config::new().start_kind(StartKind::Anchored))
+        let whole = dense::Builder::new()
+            .configure(Dfa::config())
             .syntax(syntax)
             .build(source)
             .map_err(|e| fail(e, source))?;
-        let start = dfa
-            .start_state(&start::Config::new().anchored(Anchored::Yes))
-            .map_err(|e| PlanError::Unsupported(format!("pattern {source:?}: {e}")))?;
+        let whole = Dfa::new(whole, source)?;
+        let runs = match syntax::parse_with(source, &syntax)
+            .ok()
+            .and_then(|hir| Runs::split(&hir))
+        {
+            Some((runs, None)) => Some((runs, None)),
+            Some((runs, Some(tail))) => {
+                // The tail's own DFA; if it cannot be built, the whole pattern's DFA answers.
+                let tail = thompson::Compiler::new()
+                    .build_from_hir(&tail)
+                    .ok()
+                    .and_then(|nfa| {
+                        dense::Builder::new()
+                            .configure(Dfa::config())
+                            .build_from_nfa(&nfa)
+                            .ok()
+                    })
+                    .and_then(|dfa| Dfa::new(dfa, source).ok());
+                tail.map(|tail| (runs, Some(tail)))
+            }
+            None => None,
+        };
         Ok(Pattern {
             source: source.into(),
-            dfa,
-            start,
+            whole,
             runs,
         })
     }
@@ -61,29 +110,29 @@ impl Pattern {
     /// [`Pattern::matches`] for bytes the caller knows are ASCII.
     pub fn matches_ascii(&self, s: &[u8]) -> bool {
         match &self.runs {
-            Some(runs) => runs.matches(s),
-            None => self.dfa_ascii(s),
+            Some((runs, None)) => runs.matches(s),
+            Some((runs, Some(tail))) => {
+                let at = runs.fixed_len().unwrap_or(usize::MAX);
+                s.get(..at).is_some_and(|head| runs.matches(head))
+                    && s.get(at..).is_some_and(|rest| tail.matches(rest))
+            }
+            None => self.whole.matches(s),
         }
     }
 
-    /// Whether [`Pattern::matches`] takes the byte-class runs rather than the DFA.
+    /// Whether [`Pattern::matches`] takes byte-class runs for the whole pattern.
     pub fn uses_runs(&self) -> bool {
-        self.runs.is_some()
+        matches!(self.runs, Some((_, None)))
+    }
+
+    /// Whether [`Pattern::matches`] takes byte-class runs for the start of the pattern and a
+    /// DFA for the rest.
+    pub fn uses_runs_then_dfa(&self) -> bool {
+        matches!(self.runs, Some((_, Some(_))))
     }
 
     /// [`Pattern::matches`] by the DFA alone.
     pub fn dfa_matches(&self, s: &str) -> bool {
-        s.is_ascii() && self.dfa_ascii(s.as_bytes())
-    }
-
-    fn dfa_ascii(&self, s: &[u8]) -> bool {
-        let mut state = self.start;
-        for &b in s {
-            state = self.dfa.next_state(state, b);
-            if self.dfa.is_dead_state(state) {
-                return false;
-            }
-        }
-        self.dfa.is_match_state(self.dfa.next_eoi_state(state))
+        s.is_ascii() && self.whole.matches(s.as_bytes())
     }
 }

@@ -83,9 +83,11 @@ fn byte_class_runs_answer_as_the_dfa_does_for_every_schema_pattern() {
     assert!(patterns.len() >= 5, "{patterns:?}");
     let probes = probes();
     let mut with_runs = 0;
+    let mut with_tail = 0;
     for source in &patterns {
         let pattern = Pattern::new(source).expect("compiles");
         with_runs += usize::from(pattern.uses_runs());
+        with_tail += usize::from(pattern.uses_runs_then_dfa());
         let mut matched = 0;
         for s in &probes {
             let want = pattern.dfa_matches(s);
@@ -94,8 +96,72 @@ fn byte_class_runs_answer_as_the_dfa_does_for_every_schema_pattern() {
         }
         assert!(matched > 0, "no probe matches {source}");
     }
-    // The fixed-shape patterns (trace context, KSUID, key, no white space) take the runs.
-    assert!(with_runs >= 4, "{with_runs} of {patterns:?}");
+    // The fixed-shape patterns (trace context, KSUID, key, no white space, the https URL) take
+    // the runs; the timestamp starts with runs and ends with a DFA.
+    assert!(with_runs >= 5, "{with_runs} of {patterns:?}");
+    assert!(with_tail >= 1, "{with_tail} of {patterns:?}");
+}
+
+#[test]
+fn runs_with_a_varying_middle_or_a_dfa_tail_answer_as_the_whole_dfa_does() {
+    // (pattern, whole as runs, runs then a DFA)
+    let cases = [
+        (r"^ab?c[0-9]+$", true, false),
+        (r"^a*b+$", true, false),
+        (r"^x[0-9]{0,3}y{2,}$", true, false),
+        // Not disjoint or possibly empty after the varying run: the DFA alone.
+        (r"^a?a$", false, false),
+        (r"^[a-z]+[0-9]*x$", false, false),
+        (r"^[0-9]{2}(x|yz)?$", false, true),
+        (r"^ab[0-9]{3}(\.[0-9]+)?(Z|[+-][0-9]{2})$", false, true),
+        (r"^[0-9]+(x|y)$", false, false),
+    ];
+    let mut probes = probes();
+    for s in [
+        "abc1",
+        "ac12",
+        "abbc1",
+        "abc",
+        "b",
+        "aab",
+        "aaabbb",
+        "x12yy",
+        "x1234yy",
+        "xyy",
+        "x1y",
+        "aa",
+        "a",
+        "ab9x",
+        "abx",
+        "12",
+        "12x",
+        "12yz",
+        "12y",
+        "ab123",
+        "ab123Z",
+        "ab123.5+01",
+        "ab123.Z",
+        "ab12Z",
+        "9x",
+        "99y",
+        "x",
+    ] {
+        probes.push(s.to_string());
+    }
+    for (source, whole, tail) in cases {
+        let pattern = Pattern::new(source).expect("compiles");
+        assert_eq!(pattern.uses_runs(), whole, "{source}");
+        assert_eq!(pattern.uses_runs_then_dfa(), tail, "{source}");
+        let reference = regex::Regex::new(source).expect("regex");
+        let mut matched = 0;
+        for s in &probes {
+            let want = reference.is_match(s);
+            assert_eq!(pattern.dfa_matches(s), want, "{source} on {s:?} (DFA)");
+            assert_eq!(pattern.matches(s), want, "{source} on {s:?}");
+            matched += usize::from(want);
+        }
+        assert!(matched > 0, "no probe matches {source}");
+    }
 }
 
 #[test]
