@@ -56,6 +56,42 @@ pub fn embed(out: &mut Vec<u8>, text: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
+/// Appends `b` to `v`; runs of up to sixteen bytes (most of a payload's) by two overlapping
+/// word copies rather than a call to `memcpy`.
+#[inline]
+pub fn put(v: &mut Vec<u8>, b: &[u8]) {
+    let n = b.len();
+    if n > 16 {
+        v.extend_from_slice(b);
+        return;
+    }
+    v.reserve(16);
+    let len = v.len();
+    let src = b.as_ptr();
+    // SAFETY: `reserve(16)` leaves at least sixteen bytes of capacity after `len`, and every
+    // write below lies in `len..len + n` with `n <= 16`; every read lies in `b` (`0..n`). The
+    // first `n` bytes after `len` are then initialised, so `set_len(len + n)` is sound.
+    unsafe {
+        let dst = v.as_mut_ptr().add(len);
+        if n >= 8 {
+            let head = std::ptr::read_unaligned(src.cast::<u64>());
+            let tail = std::ptr::read_unaligned(src.add(n - 8).cast::<u64>());
+            std::ptr::write_unaligned(dst.cast::<u64>(), head);
+            std::ptr::write_unaligned(dst.add(n - 8).cast::<u64>(), tail);
+        } else if n >= 4 {
+            let head = std::ptr::read_unaligned(src.cast::<u32>());
+            let tail = std::ptr::read_unaligned(src.add(n - 4).cast::<u32>());
+            std::ptr::write_unaligned(dst.cast::<u32>(), head);
+            std::ptr::write_unaligned(dst.add(n - 4).cast::<u32>(), tail);
+        } else {
+            for i in 0..n {
+                *dst.add(i) = *src.add(i);
+            }
+        }
+        v.set_len(len + n);
+    }
+}
+
 fn unsupported() -> Error {
     ser::Error::custom("left to serde_json")
 }
@@ -64,8 +100,26 @@ struct Writer<'b>(&'b mut Body);
 
 impl Writer<'_> {
     fn both(&mut self, raw: &[u8], escaped: &[u8]) {
-        self.0.raw.extend_from_slice(raw);
-        self.0.escaped.extend_from_slice(escaped);
+        put(&mut self.0.raw, raw);
+        put(&mut self.0.escaped, escaped);
+    }
+
+    /// A member name and its colon. Names without specials (all of the payloads') are written
+    /// whole; any other goes through [`Writer::string`].
+    fn key(&mut self, key: &str) -> Result<(), Error> {
+        if next_special(key.as_bytes(), 0).is_some() {
+            self.string(key)?;
+            self.both(b":", b":");
+            return Ok(());
+        }
+        let (raw, escaped) = (&mut self.0.raw, &mut self.0.escaped);
+        raw.push(b'"');
+        put(raw, key.as_bytes());
+        raw.extend_from_slice(b"\":");
+        escaped.extend_from_slice(b"\\\"");
+        put(escaped, key.as_bytes());
+        escaped.extend_from_slice(b"\\\":");
+        Ok(())
     }
 
     /// A scalar as `serde_json` writes it.
@@ -258,9 +312,7 @@ impl ser::SerializeStruct for Compound<'_> {
         value: &T,
     ) -> Result<(), Error> {
         self.separate();
-        let mut w = Writer(&mut *self.body);
-        w.string(key)?;
-        w.both(b":", b":");
+        Writer(&mut *self.body).key(key)?;
         value.serialize(Writer(&mut *self.body))
     }
     fn end(self) -> Result<(), Error> {

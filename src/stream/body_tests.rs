@@ -147,3 +147,32 @@ fn scalars_and_shapes_left_to_serde_json_come_out_the_same() {
     let value: Value = serde_json::from_slice(&body.raw).expect("json");
     assert_eq!(value, json!(["Unit"]));
 }
+
+#[test]
+fn put_appends_exactly_the_bytes_given_at_every_length() {
+    let source: Vec<u8> = (0..40u8).map(|b| b.wrapping_mul(37).wrapping_add(11)).collect();
+    for prefix in [0usize, 1, 7, 15] {
+        for n in 0..=source.len() {
+            let mut v: Vec<u8> = vec![0xAA; prefix];
+            // A tight capacity, so `put` must grow it.
+            v.shrink_to_fit();
+            put(&mut v, &source[..n]);
+            put(&mut v, &source[n..]);
+            let mut want = vec![0xAA; prefix];
+            want.extend_from_slice(&source);
+            assert_eq!(v, want, "prefix {prefix}, split at {n}");
+        }
+    }
+}
+
+#[test]
+fn member_names_with_specials_are_escaped_like_any_string() {
+    #[derive(serde::Serialize)]
+    struct Odd {
+        #[serde(rename = "q\"uote\\d")]
+        a: u8,
+        #[serde(rename = "plain")]
+        b: &'static str,
+    }
+    assert_written(&mut Body::default(), &Odd { a: 1, b: "x\"y" });
+}
