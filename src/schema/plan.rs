@@ -14,10 +14,12 @@ mod head;
 mod names;
 mod pattern;
 mod runs;
+mod successors;
 
 pub use compile::{event_plan, PlanError};
 pub use names::NameIndex;
 pub use pattern::Pattern;
+use successors::{same_name, Successors};
 
 /// What a value must be.
 #[derive(Debug, Clone)]
@@ -128,6 +130,8 @@ pub struct ObjectRule {
     pub names: Vec<StrRule>,
     /// The members' names, in their order (made by [`ObjectRule::seal`]).
     index: NameIndex,
+    /// The order members were last seen in (made by [`ObjectRule::seal`]).
+    successors: Successors,
 }
 
 /// The most members an object rule holds (the required set is a 64-bit mask).
@@ -141,6 +145,24 @@ impl ObjectRule {
             return self.members.iter().position(|m| *m.name == *name);
         }
         self.index.find(name)
+    }
+
+    /// [`ObjectRule::find`] for the name read after member `after - 1` (`after` 0: the first
+    /// name of the object): the member that came next last time is tried first.
+    #[inline]
+    pub fn find_after(&self, after: usize, name: &str) -> Option<usize> {
+        if let Some(g) = self.successors.guess(after) {
+            if self
+                .members
+                .get(g)
+                .is_some_and(|m| same_name(m.name.as_bytes(), name.as_bytes()))
+            {
+                return Some(g);
+            }
+        }
+        let found = self.find(name)?;
+        self.successors.learn(after, found);
+        Some(found)
     }
 
     /// Whether a name no member has is certainly allowed here.
@@ -198,6 +220,7 @@ impl ObjectRule {
             }
         }
         self.index = NameIndex::new(self.members.iter().map(|m| m.name.clone()));
+        self.successors = Successors::new(self.members.len());
         self.required = self
             .members
             .iter()

@@ -150,7 +150,9 @@ fn scalars_and_shapes_left_to_serde_json_come_out_the_same() {
 
 #[test]
 fn put_appends_exactly_the_bytes_given_at_every_length() {
-    let source: Vec<u8> = (0..40u8).map(|b| b.wrapping_mul(37).wrapping_add(11)).collect();
+    let source: Vec<u8> = (0..40u8)
+        .map(|b| b.wrapping_mul(37).wrapping_add(11))
+        .collect();
     for prefix in [0usize, 1, 7, 15] {
         for n in 0..=source.len() {
             let mut v: Vec<u8> = vec![0xAA; prefix];

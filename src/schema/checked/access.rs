@@ -22,19 +22,22 @@ struct Names<'p> {
     others: Vec<Box<str>>,
     /// The plan of the value whose name was just read.
     pending: Option<&'p Plan>,
+    /// 0 before the first member of the rule; `i + 1` after `rule.members[i]`.
+    after: usize,
     ended: bool,
 }
 
 impl<'p> Names<'p> {
     /// Takes one member name: refused if repeated, or not certainly allowed.
     fn name<E: de::Error>(&mut self, name: &str) -> Result<(), E> {
-        let plan = match self.rule.map(|r| (r, r.find(name))) {
+        let plan = match self.rule.map(|r| (r, r.find_after(self.after, name))) {
             Some((rule, Some(i))) => {
                 let bit = 1u64 << i;
                 if self.seen & bit != 0 {
                     return Err(outside());
                 }
                 self.seen |= bit;
+                self.after = i + 1;
                 &rule.members[i].plan
             }
             Some((rule, None)) if !rule.admits_other(name) => return Err(outside()),
@@ -76,6 +79,7 @@ impl<'p, A> CheckMap<'p, A> {
                 seen: 0,
                 others: Vec::new(),
                 pending: None,
+                after: 0,
                 ended: false,
             },
         }

@@ -289,3 +289,62 @@ fn unknown_keywords_and_conflicting_types_have_no_plan() {
     assert!(rule.closed && rule.required == 1);
     assert!(matches!(&rule.members[0].plan, Plan::Int(r) if r.admits(1) && !r.admits(0)));
 }
+
+#[test]
+fn names_compare_equal_exactly_when_they_are_equal() {
+    let base: Vec<u8> = (0..24u8).map(|b| b'a' + b).collect();
+    for n in 0..=base.len() {
+        let a = &base[..n];
+        assert!(successors::same_name(a, a), "{n}");
+        for i in 0..n {
+            let mut b = a.to_vec();
+            b[i] ^= 0x20;
+            assert!(!successors::same_name(a, &b), "{n} differ at {i}");
+        }
+        assert!(!successors::same_name(a, &base[..n.saturating_sub(1)]) || n == 0);
+    }
+}
+
+#[test]
+fn members_are_found_whatever_order_they_come_in() {
+    let names = [
+        "specversion",
+        "id",
+        "source",
+        "type",
+        "data",
+        "datacontenttype",
+        "messageReference",
+        "x",
+    ];
+    let rule = ObjectRule {
+        members: names
+            .iter()
+            .map(|n| Member {
+                name: (*n).into(),
+                plan: Plan::Any,
+                required: false,
+            })
+            .collect(),
+        ..ObjectRule::default()
+    }
+    .seal()
+    .expect("seals");
+    let orders: [&[usize]; 4] = [
+        &[0, 1, 2, 3, 4, 5, 6, 7],
+        &[7, 6, 5, 4, 3, 2, 1, 0],
+        &[0, 1, 2, 3, 4, 5, 6, 7],
+        &[3, 0, 4, 1, 7],
+    ];
+    for round in 0..3 {
+        for order in orders {
+            let mut after = 0;
+            for &i in order {
+                assert_eq!(rule.find_after(after, names[i]), Some(i), "round {round}");
+                assert_eq!(rule.find_after(after, "messageReferencf"), None);
+                assert_eq!(rule.find_after(after, "i"), None);
+                after = i + 1;
+            }
+        }
+    }
+}

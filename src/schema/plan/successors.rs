@@ -1,0 +1,73 @@
+//! The order an object's members come in, learnt from the documents read: producers write an
+//! object's members in one order, so the member after a given one is nearly always the one that
+//! followed it last time, and one comparison of names finds it (a miss falls back to the name
+//! index and relearns). Only a guess: a wrong one costs one comparison, never a wrong answer.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// Slot 0: the member an object started with last time; slot `i + 1`: the member that last
+/// followed member `i`. `u8::MAX` for none yet. Shared by every reader of the plan: a guess is
+/// read and, on a miss, written with relaxed ordering (any value read is a member index or
+/// `u8::MAX`, and is checked before it is used).
+#[derive(Debug, Default)]
+pub struct Successors(Box<[AtomicU8]>);
+
+impl Clone for Successors {
+    fn clone(&self) -> Successors {
+        Successors(
+            self.0
+                .iter()
+                .map(|a| AtomicU8::new(a.load(Ordering::Relaxed)))
+                .collect(),
+        )
+    }
+}
+
+impl Successors {
+    /// None learnt yet, for `members` members (at most 254).
+    pub fn new(members: usize) -> Successors {
+        Successors((0..=members).map(|_| AtomicU8::new(u8::MAX)).collect())
+    }
+
+    /// The member guessed to come after `after` (0: the start; `i + 1`: member `i`).
+    #[inline]
+    pub fn guess(&self, after: usize) -> Option<usize> {
+        let g = self.0.get(after)?.load(Ordering::Relaxed);
+        (g != u8::MAX).then_some(usize::from(g))
+    }
+
+    /// Member `found` came after `after`.
+    #[inline]
+    pub fn learn(&self, after: usize, found: usize) {
+        if let (Some(slot), Ok(found)) = (self.0.get(after), u8::try_from(found)) {
+            slot.store(found, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Whether two names are equal: names of up to sixteen bytes by two overlapping word
+/// comparisons (no call to `memcmp`).
+#[inline]
+pub fn same_name(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| -> u64 {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_le_bytes)
+    };
+    let half = |s: &[u8], at: usize| -> u32 {
+        s.get(at..at + 4)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map_or(0, u32::from_le_bytes)
+    };
+    match n {
+        0 => true,
+        1..=3 => a == b,
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
+}
