@@ -74,9 +74,9 @@ impl<'a> Lexer<'a> {
         let end = self.plain_run(start)?;
         if self.bytes[end] == b'"' {
             self.pos = end + 1;
-            return self.text.get(start..end).map(Cow::Borrowed);
+            return Some(Cow::Borrowed(self.run(start, end)));
         }
-        let mut out = String::from(self.text.get(start..end)?);
+        let mut out = String::from(self.run(start, end));
         self.pos = end;
         loop {
             // At a backslash.
@@ -97,13 +97,26 @@ impl<'a> Lexer<'a> {
             }
             let from = self.pos;
             let end = self.plain_run(from)?;
-            out.push_str(self.text.get(from..end)?);
+            out.push_str(self.run(from, end));
             self.pos = end;
             if self.bytes[end] == b'"' {
                 self.pos = end + 1;
                 return Some(Cow::Owned(out));
             }
         }
+    }
+
+    /// The text of a run of string bytes: `start` just after a `"` or an escape, `end` at the
+    /// `"` or `\` after it ([`Lexer::plain_run`]).
+    #[inline]
+    fn run(&self, start: usize, end: usize) -> &'a str {
+        debug_assert!(start <= end && end < self.bytes.len());
+        debug_assert!(self.text.is_char_boundary(start) && self.text.is_char_boundary(end));
+        // SAFETY: `plain_run` gave `end` as the position of a byte of the text at or after
+        // `start`, so `start <= end < len`; both are just after or at an ASCII byte (a quote, a
+        // backslash or the last byte of an escape) of valid UTF-8 text, where no character's
+        // encoding is split, so both are character boundaries.
+        unsafe { self.text.get_unchecked(start..end) }
     }
 
     /// The end of the run of string bytes from `from`: the position of the next `"` or `\`;
