@@ -69,6 +69,7 @@ impl<'a> Lexer<'a> {
     }
 
     /// A string's contents, after its opening quote; borrowed unless it has escapes.
+    #[inline]
     pub fn string(&mut self) -> Option<Cow<'a, str>> {
         let start = self.pos;
         let end = self.plain_run(start)?;
@@ -76,6 +77,14 @@ impl<'a> Lexer<'a> {
             self.pos = end + 1;
             return Some(Cow::Borrowed(self.run(start, end)));
         }
+        self.escaped(start, end).map(Cow::Owned)
+    }
+
+    /// The rest of a string with escapes, whose first run is `start..end` (`end` at a
+    /// backslash). Out of line: most strings have none.
+    #[cold]
+    #[inline(never)]
+    fn escaped(&mut self, start: usize, end: usize) -> Option<String> {
         let mut out = String::from(self.run(start, end));
         self.pos = end;
         loop {
@@ -101,7 +110,7 @@ impl<'a> Lexer<'a> {
             self.pos = end;
             if self.bytes[end] == b'"' {
                 self.pos = end + 1;
-                return Some(Cow::Owned(out));
+                return Some(out);
             }
         }
     }

@@ -49,6 +49,7 @@ pub struct StrRule {
 
 impl StrRule {
     /// Whether the schema certainly accepts `s` (`false` also when unsure).
+    #[inline]
     pub fn admits(&self, s: &str) -> bool {
         if self
             .values
@@ -58,9 +59,12 @@ impl StrRule {
             return false;
         }
         let bounded = self.min_chars > 0 || self.max_chars.is_some();
-        if !bounded && self.patterns.is_empty() {
-            return true;
-        }
+        !bounded && self.patterns.is_empty() || self.admits_bounded(s, bounded)
+    }
+
+    /// [`StrRule::admits`] for a rule with bounds or patterns, after its values.
+    #[inline(never)]
+    fn admits_bounded(&self, s: &str, bounded: bool) -> bool {
         let ascii = s.is_ascii();
         if bounded {
             // Bytes bound characters from above, and equal them for ASCII.
