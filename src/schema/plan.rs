@@ -17,9 +17,10 @@ mod runs;
 mod successors;
 
 pub use compile::{event_plan, PlanError};
+use names::same_name;
 pub use names::NameIndex;
 pub use pattern::Pattern;
-use successors::{same_name, Successors};
+use successors::Successors;
 
 /// What a value must be.
 #[derive(Debug, Clone)]

@@ -59,7 +59,7 @@ pub fn embed(out: &mut Vec<u8>, text: &[u8]) -> Result<(), Error> {
 /// Appends `b` to `v`; runs of up to sixteen bytes (most of a payload's) by two overlapping
 /// word copies rather than a call to `memcpy`.
 #[inline]
-pub fn put(v: &mut Vec<u8>, b: &[u8]) {
+fn put(v: &mut Vec<u8>, b: &[u8]) {
     let n = b.len();
     if n > 16 {
         v.extend_from_slice(b);
@@ -104,21 +104,10 @@ impl Writer<'_> {
         put(&mut self.0.escaped, escaped);
     }
 
-    /// A member name and its colon. Names without specials (all of the payloads') are written
-    /// whole; any other goes through [`Writer::string`].
+    /// A member name and its colon.
     fn key(&mut self, key: &str) -> Result<(), Error> {
-        if next_special(key.as_bytes(), 0).is_some() {
-            self.string(key)?;
-            self.both(b":", b":");
-            return Ok(());
-        }
-        let (raw, escaped) = (&mut self.0.raw, &mut self.0.escaped);
-        raw.push(b'"');
-        put(raw, key.as_bytes());
-        raw.extend_from_slice(b"\":");
-        escaped.extend_from_slice(b"\\\"");
-        put(escaped, key.as_bytes());
-        escaped.extend_from_slice(b"\\\":");
+        self.string(key)?;
+        self.both(b":", b":");
         Ok(())
     }
 
@@ -130,10 +119,22 @@ impl Writer<'_> {
     }
 
     fn string(&mut self, s: &str) -> Result<(), Error> {
-        self.both(b"\"", b"\\\"");
         let bytes = s.as_bytes();
+        let Some(first) = next_special(bytes, 0) else {
+            // No specials (most strings): the same bytes in both forms, between quotes.
+            let (raw, escaped) = (&mut self.0.raw, &mut self.0.escaped);
+            raw.push(b'"');
+            put(raw, bytes);
+            raw.push(b'"');
+            escaped.extend_from_slice(b"\\\"");
+            put(escaped, bytes);
+            escaped.extend_from_slice(b"\\\"");
+            return Ok(());
+        };
+        self.both(b"\"", b"\\\"");
         let mut start = 0;
-        while let Some(at) = next_special(bytes, start) {
+        let mut next = Some(first);
+        while let Some(at) = next {
             self.both(&bytes[start..at], &bytes[start..at]);
             match bytes[at] {
                 b'"' => self.both(b"\\\"", b"\\\\\\\""),
@@ -146,6 +147,7 @@ impl Writer<'_> {
                 }
             }
             start = at + 1;
+            next = next_special(bytes, start);
         }
         self.both(&bytes[start..], &bytes[start..]);
         self.both(b"\"", b"\\\"");

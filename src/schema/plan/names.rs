@@ -18,17 +18,35 @@ fn word8(b: &[u8], at: usize) -> u64 {
         .map_or(0, u64::from_le_bytes)
 }
 
+/// The four bytes of `b` from `at` (which has four after it).
+fn word4(b: &[u8], at: usize) -> u64 {
+    b.get(at..at + 4)
+        .and_then(|w| <[u8; 4]>::try_from(w).ok())
+        .map_or(0, |w| u64::from(u32::from_le_bytes(w)))
+}
+
 /// The up to eight bytes of `b` (shorter than eight), zero-padded.
 fn short8(b: &[u8]) -> u64 {
-    let word = |at: usize| {
-        b.get(at..at + 4)
-            .and_then(|w| <[u8; 4]>::try_from(w).ok())
-            .map_or(0, |w| u64::from(u32::from_le_bytes(w)))
-    };
     match b.len() {
         // Two overlapping words: the bytes they share are the same.
-        4.. => word(0) | (word(b.len() - 4) << ((b.len() - 4) * 8)),
+        4.. => word4(b, 0) | (word4(b, b.len() - 4) << ((b.len() - 4) * 8)),
         _ => b.iter().rev().fold(0, |p, &c| (p << 8) | u64::from(c)),
+    }
+}
+
+/// Whether two names are equal: names of up to sixteen bytes by two overlapping word
+/// comparisons (no call to `memcmp`).
+#[inline]
+pub fn same_name(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        0..=3 => a == b,
+        4..=7 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
+        8..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
+        _ => a == b,
     }
 }
 

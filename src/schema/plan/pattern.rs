@@ -19,7 +19,15 @@ pub struct Pattern {
     whole: Dfa,
     /// The same pattern as byte-class runs, or the runs of fixed lengths it starts with
     /// ([`Runs`]) and a DFA of the rest.
-    runs: Option<(Runs, Option<Dfa>)>,
+    runs: Option<(Runs, Option<Tail>)>,
+}
+
+/// The rest of a pattern after the fixed-length runs it starts with.
+#[derive(Clone)]
+struct Tail {
+    /// Where it starts: the length of the runs before it.
+    at: usize,
+    dfa: Dfa,
 }
 
 /// An anchored DFA and its start state.
@@ -90,7 +98,10 @@ impl Pattern {
                             .ok()
                     })
                     .and_then(|dfa| Dfa::new(dfa, source).ok());
-                tail.map(|tail| (runs, Some(tail)))
+                match (tail, runs.fixed_len()) {
+                    (Some(dfa), Some(at)) => Some((runs, Some(Tail { at, dfa }))),
+                    _ => None,
+                }
             }
             None => None,
         };
@@ -112,9 +123,8 @@ impl Pattern {
         match &self.runs {
             Some((runs, None)) => runs.matches(s),
             Some((runs, Some(tail))) => {
-                let at = runs.fixed_len().unwrap_or(usize::MAX);
-                s.get(..at).is_some_and(|head| runs.matches(head))
-                    && s.get(at..).is_some_and(|rest| tail.matches(rest))
+                s.get(..tail.at).is_some_and(|head| runs.matches(head))
+                    && s.get(tail.at..).is_some_and(|rest| tail.dfa.matches(rest))
             }
             None => self.whole.matches(s),
         }

@@ -44,30 +44,3 @@ impl Successors {
         }
     }
 }
-
-/// Whether two names are equal: names of up to sixteen bytes by two overlapping word
-/// comparisons (no call to `memcmp`).
-#[inline]
-pub fn same_name(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    let word = |s: &[u8], at: usize| -> u64 {
-        s.get(at..at + 8)
-            .and_then(|w| <[u8; 8]>::try_from(w).ok())
-            .map_or(0, u64::from_le_bytes)
-    };
-    let half = |s: &[u8], at: usize| -> u32 {
-        s.get(at..at + 4)
-            .and_then(|w| <[u8; 4]>::try_from(w).ok())
-            .map_or(0, u32::from_le_bytes)
-    };
-    match n {
-        0 => true,
-        1..=3 => a == b,
-        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
-        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
-        _ => a == b,
-    }
-}

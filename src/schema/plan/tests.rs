@@ -295,13 +295,13 @@ fn names_compare_equal_exactly_when_they_are_equal() {
     let base: Vec<u8> = (0..24u8).map(|b| b'a' + b).collect();
     for n in 0..=base.len() {
         let a = &base[..n];
-        assert!(successors::same_name(a, a), "{n}");
+        assert!(names::same_name(a, a), "{n}");
         for i in 0..n {
             let mut b = a.to_vec();
             b[i] ^= 0x20;
-            assert!(!successors::same_name(a, &b), "{n} differ at {i}");
+            assert!(!names::same_name(a, &b), "{n} differ at {i}");
         }
-        assert!(!successors::same_name(a, &base[..n.saturating_sub(1)]) || n == 0);
+        assert!(!names::same_name(a, &base[..n.saturating_sub(1)]) || n == 0);
     }
 }
 
