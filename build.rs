@@ -15,6 +15,8 @@ use std::{env, fs};
 
 #[path = "build/newtypes.rs"]
 mod newtypes;
+#[path = "build/wire.rs"]
+mod wire;
 
 struct SchemaFile {
     file_name: String,
@@ -150,6 +152,11 @@ fn main() {
     assert!(
         newtypes::rewrite(&mut file) > 0,
         "no string newtype found to rewrite: update build/newtypes.rs"
+    );
+    // Enums give their wire strings without the formatting machinery (`schema::Wire`).
+    assert!(
+        wire::add(&mut file) > 0,
+        "no enum Display of typify's shape found: update build/wire.rs"
     );
     // typify validates `pattern` newtypes with `regress` (a backtracking ECMAScript engine).
     // The same patterns run far faster on the `regex` crate's automata, and every pattern in

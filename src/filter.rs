@@ -2,6 +2,7 @@
 
 use crate::config::{ClientSettings, CompiledSubscription};
 use crate::event::{EventData, InboundEvent};
+use crate::schema::Wire;
 
 /// A target chosen for an event, with the subscriptions that chose it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,43 +16,39 @@ pub struct Route<'c> {
 struct Facts {
     kind_message: bool,
     /// message status, or channel status
-    status: String,
+    status: &'static str,
     status_changed: bool,
-    channel: String,
-    supplier: String,
+    channel: &'static str,
+    supplier: &'static str,
     supplier_changed: bool,
 }
 
-fn changed<T: std::fmt::Display>(current: &str, previous: Option<&T>) -> bool {
-    previous.is_none_or(|p| {
-        !crate::schema::WireBuf::default()
-            .wire(p)
-            .eq_ignore_ascii_case(current)
-    })
+fn changed(current: &str, previous: Option<&impl Wire>) -> bool {
+    previous.is_none_or(|p| !p.wire().eq_ignore_ascii_case(current))
 }
 
 fn facts(event: &InboundEvent) -> Facts {
     match &event.data {
         EventData::MessageStatus(d) => {
-            let status = d.message_status.to_string();
+            let status = d.message_status.wire();
             Facts {
                 kind_message: true,
-                status_changed: changed(&status, d.previous_message_status.as_ref()),
+                status_changed: changed(status, d.previous_message_status.as_ref()),
                 status,
-                channel: String::new(),
-                supplier: String::new(),
+                channel: "",
+                supplier: "",
                 supplier_changed: false,
             }
         }
         EventData::ChannelStatus(d) => {
-            let status = d.channel_status.to_string();
-            let supplier = d.supplier_status.to_string();
+            let status = d.channel_status.wire();
+            let supplier = d.supplier_status.wire();
             Facts {
                 kind_message: false,
-                status_changed: changed(&status, d.previous_channel_status.as_ref()),
-                supplier_changed: changed(&supplier, d.previous_supplier_status.as_ref()),
+                status_changed: changed(status, d.previous_channel_status.as_ref()),
+                supplier_changed: changed(supplier, d.previous_supplier_status.as_ref()),
                 status,
-                channel: d.channel.to_string(),
+                channel: d.channel.wire(),
                 supplier,
             }
         }
@@ -65,7 +62,7 @@ fn listed(values: &[String], value: &str) -> bool {
 fn matches_facts(sub: &CompiledSubscription, f: &Facts) -> bool {
     match sub {
         CompiledSubscription::MessageStatus { statuses, .. } => {
-            f.kind_message && f.status_changed && listed(statuses, &f.status)
+            f.kind_message && f.status_changed && listed(statuses, f.status)
         }
         CompiledSubscription::ChannelStatus {
             channel_type,
@@ -75,8 +72,8 @@ fn matches_facts(sub: &CompiledSubscription, f: &Facts) -> bool {
         } => {
             !f.kind_message
                 && f.channel.eq_ignore_ascii_case(channel_type)
-                && ((f.supplier_changed && listed(supplier_statuses, &f.supplier))
-                    || (f.status_changed && listed(channel_statuses, &f.status)))
+                && ((f.supplier_changed && listed(supplier_statuses, f.supplier))
+                    || (f.status_changed && listed(channel_statuses, f.status)))
         }
     }
 }

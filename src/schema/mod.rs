@@ -97,70 +97,70 @@ pub fn registry() -> Vec<RegistryEntry> {
     reg.events
 }
 
+/// An enum of `schemas/` as its wire string: the same string as its `Display`, without the
+/// formatting machinery (implemented by build.rs for every generated enum, build/wire.rs).
+pub trait Wire {
+    fn wire(&self) -> &'static str;
+}
+
 /// Lower-cases a status/channel value as the callback payload carries it, into the generated
 /// lower-case enum. Both enums come from the same schema lists, so this cannot fail for a value
 /// that passed validation; a mismatch (a schema edited on one side only) is reported, not panicked.
-pub fn to_lower<U: std::fmt::Display, L: std::str::FromStr>(value: &U) -> Result<L, String> {
-    let mut buf = WireBuf::default();
-    let wire = buf.lower(value);
-    wire.parse::<L>()
-        .map_err(|_| format!("{wire:?} has no lower-case counterpart in the schemas"))
-}
-
-/// A small stack buffer for an enum's wire string (no allocation on the hot path).
-#[derive(Default)]
-pub struct WireBuf {
-    buf: [u8; 32],
-    len: usize,
-    overflow: String,
-}
-
-impl std::fmt::Write for WireBuf {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        if self.overflow.is_empty() && self.len + s.len() <= self.buf.len() {
-            self.buf[self.len..self.len + s.len()].copy_from_slice(s.as_bytes());
-            self.len += s.len();
-        } else {
-            if self.overflow.is_empty() {
-                self.overflow
-                    .push_str(std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default());
-            }
-            self.overflow.push_str(s);
+pub fn to_lower<U: Wire, L: std::str::FromStr>(value: &U) -> Result<L, String> {
+    let wire = value.wire();
+    let mut buf = [0u8; 64];
+    let lower = match buf.get_mut(..wire.len()) {
+        Some(b) => {
+            b.copy_from_slice(wire.as_bytes());
+            b.make_ascii_lowercase();
+            // ASCII lower-casing keeps UTF-8 valid.
+            std::str::from_utf8(b).unwrap_or_default().parse::<L>()
         }
-        Ok(())
-    }
-}
-
-impl WireBuf {
-    /// The value's wire string (its `Display`).
-    pub fn wire(&mut self, value: &impl std::fmt::Display) -> &str {
-        use std::fmt::Write;
-        self.len = 0;
-        self.overflow.clear();
-        let _ = write!(self, "{value}");
-        if self.overflow.is_empty() {
-            std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
-        } else {
-            &self.overflow
-        }
-    }
-
-    /// The value's wire string, ASCII lower-cased.
-    pub fn lower(&mut self, value: &impl std::fmt::Display) -> &str {
-        self.wire(value);
-        if self.overflow.is_empty() {
-            self.buf[..self.len].make_ascii_lowercase();
-            std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
-        } else {
-            self.overflow.make_ascii_lowercase();
-            &self.overflow
-        }
-    }
+        None => wire.to_ascii_lowercase().parse::<L>(),
+    };
+    lower.map_err(|_| format!("{wire:?} has no lower-case counterpart in the schemas"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `Wire` is `Display`, for every variant of the enums the core reads.
+    #[test]
+    fn wire_strings_are_the_display_strings() {
+        use types::{
+            ChannelStatus, ChannelType, MessageStatus, SupplierStatusAnyCase, SupplierStatusLower,
+            SupplierStatusUpper,
+        };
+        fn all<T: Wire + std::fmt::Display + serde::de::DeserializeOwned>(names: &str) -> usize {
+            let schema: serde_json::Value =
+                serde_json::from_str(names).expect("the test's own list");
+            let values = schema.as_array().expect("array");
+            for v in values {
+                let t: T = serde_json::from_value(v.clone()).expect("a variant");
+                assert_eq!(t.wire(), t.to_string());
+                assert_eq!(Some(t.wire()), v.as_str());
+            }
+            values.len()
+        }
+        let lists = |def: &str| {
+            let file = files::SCHEMA_FILES
+                .iter()
+                .find_map(|(_, text)| {
+                    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+                    v.pointer(&format!("/$defs/{def}/enum")).cloned()
+                })
+                .unwrap_or_else(|| panic!("no enum {def} in schemas/"));
+            file.to_string()
+        };
+        assert!(all::<MessageStatus>(&lists("MessageStatus")) > 3);
+        assert!(all::<ChannelStatus>(&lists("ChannelStatus")) > 3);
+        assert!(all::<SupplierStatusUpper>(&lists("SupplierStatusUpper")) > 3);
+        assert!(all::<SupplierStatusLower>(&lists("SupplierStatusLower")) > 3);
+        assert!(all::<SupplierStatusAnyCase>(&lists("SupplierStatusUpper")) > 3);
+        assert!(all::<SupplierStatusAnyCase>(&lists("SupplierStatusLower")) > 3);
+        assert!(all::<ChannelType>(&lists("ChannelType")) > 3);
+    }
 
     #[test]
     fn patterned_values_are_matched_except_while_patterns_are_proven() {
