@@ -403,6 +403,13 @@ fn registry_lists_the_four_accepted_types_with_existing_schemas() {
     assert_eq!(Schemas::get().event_types().len(), 4);
 }
 
+/// The process-wide validators compile group by group on first use; every group compiles.
+#[test]
+fn every_validator_group_compiles() {
+    let schemas = Schemas::compile().expect("every embedded schema compiles");
+    assert_eq!(schemas.event_types().len(), 4);
+}
+
 #[test]
 fn config_errors_mask_secret_values() {
     let mut cfg = client_config("client-a", "https://example.invalid/cb");

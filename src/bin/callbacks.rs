@@ -175,6 +175,9 @@ fn transform(
     link_base: String,
     workers: Option<std::num::NonZeroUsize>,
 ) -> ExitCode {
+    // The one-pass reading plans compile while the configurations load (the workers wait for
+    // them); both take milliseconds, and the run starts when both are ready.
+    std::thread::spawn(callbacks::event::planned_types);
     let configs = match config::load_dir(dir) {
         Ok(c) => c,
         Err(e) => {

@@ -61,8 +61,9 @@ async fn main() -> anyhow::Result<()> {
             .build(),
     );
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    // Compile the schema validators during the init phase.
-    let _ = Schemas::get();
+    // Compile the schema validators and the one-pass reading plans during the init phase.
+    Schemas::get().ready();
+    let _ = callbacks::event::planned_types();
     let app = Arc::new(App {
         configs: Arc::new(S3ConfigSource::new(s3, settings.s3_config())),
         rejects: SqsRejects::new(sqs, settings.rejected_queue_url.clone()),

@@ -30,34 +30,68 @@ impl std::fmt::Display for FieldError {
     }
 }
 
-/// The compiled validators: one per accepted event type, plus configuration and payloads.
+/// The validators, compiled from the embedded schemas: one per accepted event type, plus
+/// configuration and payloads. Each group is compiled when first used, so a run that only
+/// loads configurations and reads valid events (the fast paths need no validator) never pays
+/// for the event validators, and a run that sends no callbacks never compiles theirs.
 pub struct Schemas {
+    registry: Registry<'static>,
+    events: OnceLock<EventSchemas>,
+    config: OnceLock<ConfigSchema>,
+    callbacks: OnceLock<CallbackSchemas>,
+}
+
+struct EventSchemas {
     envelope: Validator,
     events: HashMap<String, (EventKind, Validator)>,
     /// The same event schemas, compiled for the borrowed [`Tree`] (the accept fast path).
     fast_events: HashMap<String, (EventKind, Validator<TreeJson>)>,
     /// Per event type, the fields whose values are accepted in any case.
     event_case: HashMap<String, CaseFields>,
-    client_config: Validator,
-    client_config_case: CaseFields,
-    message_callback: Validator,
-    channel_callback: Validator,
+}
+
+struct ConfigSchema {
+    validator: Validator,
+    case: CaseFields,
+}
+
+struct CallbackSchemas {
+    message: Validator,
+    channel: Validator,
 }
 
 /// At most this many violations are reported for one document.
 const MAX_ERRORS: usize = 10;
 
+/// The message of a group that does not compile (tests compile every group: [`Schemas::compile`]).
+const EMBEDDED: &str = "embedded schemas compile (checked by tests)";
+
 impl Schemas {
-    /// The process-wide validators, compiled on first use.
+    /// The process-wide validators, each group compiled on first use.
     pub fn get() -> &'static Schemas {
         static SCHEMAS: OnceLock<Schemas> = OnceLock::new();
-        SCHEMAS.get_or_init(|| {
-            Schemas::compile().expect("embedded schemas compile (checked by tests)")
-        })
+        SCHEMAS.get_or_init(|| Schemas::lazy().expect(EMBEDDED))
     }
 
-    /// Compiles every validator from the embedded schema files.
+    /// Compiles every validator from the embedded schema files now (so that any error shows).
     pub fn compile() -> Result<Schemas, String> {
+        let schemas = Schemas::lazy()?;
+        let _ = schemas.events.set(schemas.compile_events()?);
+        let _ = schemas.config.set(schemas.compile_config()?);
+        let _ = schemas.callbacks.set(schemas.compile_callbacks()?);
+        Ok(schemas)
+    }
+
+    /// Compiles every group not compiled yet (for a process that wants no compile later, such
+    /// as a Lambda function in its init phase).
+    pub fn ready(&self) {
+        self.event_schemas();
+        self.config_schema();
+        self.callback_schemas();
+    }
+
+    /// The registry of the schema files, no validator compiled yet.
+    fn lazy() -> Result<Schemas, String> {
         let mut builder = Registry::new();
         for (name, text) in files::SCHEMA_FILES {
             let doc: Value = serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))?;
@@ -65,25 +99,34 @@ impl Schemas {
                 .add(format!("{}{name}", files::BASE_URI), doc)
                 .map_err(|e| format!("{name}: {e}"))?;
         }
-        let reg = builder
+        let registry = builder
             .prepare()
             .map_err(|e| format!("schema registry: {e}"))?;
-        let build = |schema: Value| -> Result<Validator, String> {
-            jsonschema::options()
-                .with_registry(&reg)
-                .with_draft(jsonschema::Draft::Draft202012)
-                .build(&schema)
-                .map_err(|e| format!("schema {schema}: {e}"))
-        };
-        let by_ref = |file: &str| json!({ "$ref": format!("{}{file}", files::BASE_URI) });
+        Ok(Schemas {
+            registry,
+            events: OnceLock::new(),
+            config: OnceLock::new(),
+            callbacks: OnceLock::new(),
+        })
+    }
 
-        let build_fast = |schema: &Value| -> Result<Validator<TreeJson>, String> {
-            jsonschema::options_for::<TreeJson>()
-                .with_registry(&reg)
-                .with_draft(jsonschema::Draft::Draft202012)
-                .build(schema)
-                .map_err(|e| format!("schema {schema}: {e}"))
-        };
+    fn build(&self, schema: &Value) -> Result<Validator, String> {
+        jsonschema::options()
+            .with_registry(&self.registry)
+            .with_draft(jsonschema::Draft::Draft202012)
+            .build(schema)
+            .map_err(|e| format!("schema {schema}: {e}"))
+    }
+
+    fn build_fast(&self, schema: &Value) -> Result<Validator<TreeJson>, String> {
+        jsonschema::options_for::<TreeJson>()
+            .with_registry(&self.registry)
+            .with_draft(jsonschema::Draft::Draft202012)
+            .build(schema)
+            .map_err(|e| format!("schema {schema}: {e}"))
+    }
+
+    fn compile_events(&self) -> Result<EventSchemas, String> {
         let mut events = HashMap::new();
         let mut fast_events = HashMap::new();
         let mut event_case = HashMap::new();
@@ -101,33 +144,62 @@ impl Schemas {
                     "data": by_ref(&entry.data_schema)
                 }
             });
-            fast_events.insert(entry.event_type.clone(), (entry.kind, build_fast(&schema)?));
+            fast_events.insert(
+                entry.event_type.clone(),
+                (entry.kind, self.build_fast(&schema)?),
+            );
             event_case.insert(
                 entry.event_type.clone(),
                 CaseFields::of(&entry.data_schema, &["data"])?,
             );
-            events.insert(entry.event_type.clone(), (entry.kind, build(schema)?));
+            events.insert(entry.event_type.clone(), (entry.kind, self.build(&schema)?));
         }
-        Ok(Schemas {
-            envelope: build(by_ref("cloudevent.schema.json"))?,
+        Ok(EventSchemas {
+            envelope: self.build(&by_ref("cloudevent.schema.json"))?,
             events,
             fast_events,
             event_case,
-            client_config: build(by_ref("client-config.schema.json"))?,
-            client_config_case: CaseFields::of("client-config.schema.json", &[])?,
-            message_callback: build(by_ref("callback-message-status.schema.json"))?,
-            channel_callback: build(by_ref("callback-channel-status.schema.json"))?,
         })
+    }
+
+    fn compile_config(&self) -> Result<ConfigSchema, String> {
+        Ok(ConfigSchema {
+            validator: self.build(&by_ref("client-config.schema.json"))?,
+            case: CaseFields::of("client-config.schema.json", &[])?,
+        })
+    }
+
+    fn compile_callbacks(&self) -> Result<CallbackSchemas, String> {
+        Ok(CallbackSchemas {
+            message: self.build(&by_ref("callback-message-status.schema.json"))?,
+            channel: self.build(&by_ref("callback-channel-status.schema.json"))?,
+        })
+    }
+
+    fn event_schemas(&self) -> &EventSchemas {
+        self.events
+            .get_or_init(|| self.compile_events().expect(EMBEDDED))
+    }
+
+    fn config_schema(&self) -> &ConfigSchema {
+        self.config
+            .get_or_init(|| self.compile_config().expect(EMBEDDED))
+    }
+
+    fn callback_schemas(&self) -> &CallbackSchemas {
+        self.callbacks
+            .get_or_init(|| self.compile_callbacks().expect(EMBEDDED))
     }
 
     /// The kind of callback an event type produces, if the type is accepted.
     pub fn event_kind(&self, event_type: &str) -> Option<EventKind> {
-        self.events.get(event_type).map(|(k, _)| *k)
+        self.event_schemas().events.get(event_type).map(|(k, _)| *k)
     }
 
     /// The accepted event types, sorted.
     pub fn event_types(&self) -> Vec<&str> {
-        let mut t: Vec<&str> = self.events.keys().map(String::as_str).collect();
+        let events = &self.event_schemas().events;
+        let mut t: Vec<&str> = events.keys().map(String::as_str).collect();
         t.sort_unstable();
         t
     }
@@ -136,7 +208,8 @@ impl Schemas {
     /// kind if so. This is the accept fast path and gives no reasons: for an event it refuses,
     /// [`Schemas::validate_event`] on the `Value` says which fields are wrong and why.
     pub fn valid_event_kind(&self, event: &Tree<'_>) -> Option<EventKind> {
-        let (kind, validator) = self.fast_events.get(event.get("type")?.as_str()?)?;
+        let fast_events = &self.event_schemas().fast_events;
+        let (kind, validator) = fast_events.get(event.get("type")?.as_str()?)?;
         validator.is_valid(event).then_some(*kind)
     }
 
@@ -149,7 +222,7 @@ impl Schemas {
         let fields = event
             .member_mut("type")
             .and_then(|t| t.string())
-            .and_then(|t| self.event_case.get(t));
+            .and_then(|t| self.event_schemas().event_case.get(t));
         if let Some(fields) = fields {
             changed |= fields.apply(event);
         }
@@ -158,15 +231,16 @@ impl Schemas {
 
     /// Applies the any-case rule to a client configuration document (before validation).
     pub fn normalise_client_config(&self, doc: &mut Value) -> bool {
-        self.client_config_case.apply(doc)
+        self.config_schema().case.apply(doc)
     }
 
     /// Validates a whole event (envelope and data) against the schema for its `type`.
     /// An unknown or missing type is reported as an error at `/type`. Reasons never quote the
     /// event's values (input rule 6): a reject line names the pointer and the reason only.
     pub fn validate_event(&self, event: &Value) -> Result<EventKind, Vec<FieldError>> {
+        let schemas = self.event_schemas();
         let Some(event_type) = event.get("type").and_then(Value::as_str) else {
-            let mut errs = collect(&self.envelope, event, true);
+            let mut errs = collect(&schemas.envelope, event, true);
             if errs.is_empty() {
                 errs.push(FieldError {
                     pointer: "/type".into(),
@@ -175,7 +249,7 @@ impl Schemas {
             }
             return Err(errs);
         };
-        let Some((kind, validator)) = self.events.get(event_type) else {
+        let Some((kind, validator)) = schemas.events.get(event_type) else {
             let mut errs = vec![FieldError {
                 pointer: "/type".into(),
                 reason: format!(
@@ -184,7 +258,7 @@ impl Schemas {
                 ),
             }];
             errs.extend(
-                collect(&self.envelope, event, true)
+                collect(&schemas.envelope, event, true)
                     .into_iter()
                     .filter(|e| e.pointer != "/type"),
             );
@@ -200,18 +274,20 @@ impl Schemas {
     /// Validates a client configuration document. Values are masked in the reasons, since a
     /// configuration holds API keys.
     pub fn validate_client_config(&self, doc: &Value) -> Result<(), Vec<FieldError>> {
-        if self.client_config.is_valid(doc) {
+        let validator = &self.config_schema().validator;
+        if validator.is_valid(doc) {
             Ok(())
         } else {
-            Err(collect(&self.client_config, doc, true))
+            Err(collect(validator, doc, true))
         }
     }
 
     /// Validates a callback request body (what a client receives) against its payload schema.
     pub fn validate_callback(&self, kind: EventKind, body: &Value) -> Result<(), Vec<FieldError>> {
+        let schemas = self.callback_schemas();
         let v = match kind {
-            EventKind::MessageStatus => &self.message_callback,
-            EventKind::ChannelStatus => &self.channel_callback,
+            EventKind::MessageStatus => &schemas.message,
+            EventKind::ChannelStatus => &schemas.channel,
         };
         if v.is_valid(body) {
             Ok(())
@@ -219,6 +295,11 @@ impl Schemas {
             Err(collect(v, body, false))
         }
     }
+}
+
+/// A schema that is the embedded file `file`.
+fn by_ref(file: &str) -> Value {
+    json!({ "$ref": format!("{}{file}", files::BASE_URI) })
 }
 
 fn collect(validator: &Validator, instance: &Value, mask: bool) -> Vec<FieldError> {
