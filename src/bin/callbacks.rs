@@ -185,7 +185,9 @@ fn transform(
             return ExitCode::from(2);
         }
     };
-    let stdout = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+    // Unbuffered: the stream writes whole blocks of request lines (hundreds of KiB each), which
+    // a buffer would only copy.
+    let stdout = io::stdout().lock();
     let stderr = BufWriter::new(io::stderr().lock());
     let opts = CoreOptions { link_base };
     let workers = workers.unwrap_or_else(callbacks::stream::default_workers);

@@ -6,7 +6,8 @@
 //!
 //! Memory stays flat: the map is page cache, not heap, and the pages of the input that every
 //! written block has passed (and those of a skipped over-long line) are given back with
-//! `MADV_DONTNEED`, so the resident set holds only the blocks in flight.
+//! `MADV_DONTNEED` (a huge page at a time, [`RELEASE`]), so the resident set holds only the
+//! blocks in flight and at most 2 MiB more.
 
 use std::fs::File;
 use std::io;
@@ -20,6 +21,11 @@ use super::blocks::{Block, BLOCK_BYTES};
 /// The granularity pages are given back at. A page larger than this only means a page shared
 /// with a neighbouring line may be dropped too, and read again from the page cache.
 const PAGE: usize = 4096;
+
+/// The granularity the pages every written block has passed are given back at: a huge page,
+/// so that a map the kernel backs with huge pages is unmapped whole, not split (and the
+/// resident set holds at most this much more than the blocks in flight).
+const RELEASE: usize = 2 << 20;
 
 /// How much of an over-long line is scanned before its pages are given back.
 const SKIP_PIECE: usize = 1 << 20;
@@ -95,7 +101,7 @@ impl<'a> MappedBlocks<'a> {
     /// A block ending at `end` (its [`Block::end`]) and every one before it have been written:
     /// gives back the pages they covered.
     pub fn written(&mut self, end: usize) {
-        let end = end - end % PAGE;
+        let end = end - end % RELEASE;
         if end > self.released {
             self.give_back(self.released, end);
             self.released = end;
