@@ -66,6 +66,26 @@ pub mod files {
             .find(|(n, _)| *n == name)
             .map(|(_, text)| *text)
     }
+
+    /// One embedded schema file as JSON, parsed once per process (every compile that follows
+    /// a `$ref` into a file reads it from here); `None` if there is no such file, `Err` with
+    /// serde_json's error if it is not JSON.
+    pub fn parsed(name: &str) -> Option<Result<&'static serde_json::Value, serde_json::Error>> {
+        static PARSED: std::sync::OnceLock<Vec<Option<serde_json::Value>>> =
+            std::sync::OnceLock::new();
+        let parsed = PARSED.get_or_init(|| {
+            SCHEMA_FILES
+                .iter()
+                .map(|(_, text)| serde_json::from_str(text).ok())
+                .collect()
+        });
+        let at = SCHEMA_FILES.iter().position(|(n, _)| *n == name)?;
+        Some(match &parsed[at] {
+            Some(value) => Ok(value),
+            // Not JSON: parse it again for the error (which is not kept).
+            None => Err(serde_json::from_str::<serde_json::Value>(SCHEMA_FILES[at].1).err()?),
+        })
+    }
 }
 
 /// Which callback an accepted event type produces (from `schemas/registry.json`).

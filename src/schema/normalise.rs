@@ -45,13 +45,13 @@ pub struct CaseFields(Vec<CaseField>);
 impl CaseFields {
     /// The any-case fields of the embedded schema file `file`, under `prefix` (e.g. `data`).
     pub fn of(file: &str, prefix: &[&str]) -> Result<CaseFields, String> {
-        let doc: Value = parse_file(file)?;
+        let doc = parse_file(file)?;
         let mut out = CaseFields::default();
         let path = prefix
             .iter()
             .map(|m| Step::Member((*m).to_owned()))
             .collect();
-        out.walk(&doc, file, path, 0)?;
+        out.walk(doc, file, path, 0)?;
         Ok(out)
     }
 
@@ -80,7 +80,7 @@ impl CaseFields {
         }
         if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
             let (target, target_file) = resolve(r, file)?;
-            self.walk(&target, &target_file, path.clone(), depth + 1)?;
+            self.walk(target, &target_file, path.clone(), depth + 1)?;
         }
         for key in ["oneOf", "anyOf", "allOf"] {
             for branch in schema
@@ -159,20 +159,21 @@ fn apply_at<D: Doc>(doc: &mut D, path: &[Step], values: &[String]) -> bool {
     }
 }
 
-fn parse_file(file: &str) -> Result<Value, String> {
-    let text = files::get(file).ok_or_else(|| format!("{file}: not an embedded schema file"))?;
-    serde_json::from_str(text).map_err(|e| format!("{file}: {e}"))
+fn parse_file(file: &str) -> Result<&'static Value, String> {
+    files::parsed(file)
+        .ok_or_else(|| format!("{file}: not an embedded schema file"))?
+        .map_err(|e| format!("{file}: {e}"))
 }
 
 /// The schema a `$ref` in `file` names, and the file it is in.
-fn resolve(r: &str, file: &str) -> Result<(Value, String), String> {
+fn resolve(r: &str, file: &str) -> Result<(&'static Value, String), String> {
     let (doc, frag) = r.split_once('#').unwrap_or((r, ""));
     let target_file = if doc.is_empty() { file } else { doc };
     let root = parse_file(target_file)?;
     let target = if frag.is_empty() {
         Some(root)
     } else {
-        root.pointer(frag).cloned()
+        root.pointer(frag)
     };
     let target = target.ok_or_else(|| format!("{file}: $ref {r} names nothing"))?;
     Ok((target, target_file.to_owned()))
@@ -202,7 +203,7 @@ fn enum_values(
     }
     if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
         let (target, target_file) = resolve(r, file)?;
-        enum_values(&target, &target_file, out, depth + 1)?;
+        enum_values(target, &target_file, out, depth + 1)?;
     }
     for key in ["oneOf", "anyOf", "allOf"] {
         for branch in schema

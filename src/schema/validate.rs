@@ -93,8 +93,10 @@ impl Schemas {
     /// The registry of the schema files, no validator compiled yet.
     fn lazy() -> Result<Schemas, String> {
         let mut builder = Registry::new();
-        for (name, text) in files::SCHEMA_FILES {
-            let doc: Value = serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))?;
+        for (name, _) in files::SCHEMA_FILES {
+            let doc = files::parsed(name)
+                .ok_or_else(|| format!("{name}: not an embedded schema file"))?
+                .map_err(|e| format!("{name}: {e}"))?;
             builder = builder
                 .add(format!("{}{name}", files::BASE_URI), doc)
                 .map_err(|e| format!("{name}: {e}"))?;

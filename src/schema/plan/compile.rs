@@ -89,7 +89,7 @@ pub fn schema_plan(schema: &Value, doc: &Value) -> Result<Plan, PlanError> {
 impl Compiler {
     fn file(&self, name: &str, depth: usize) -> Result<Plan, PlanError> {
         let doc = document(name)?;
-        self.schema(&doc, name, &doc, depth)
+        self.schema(doc, name, doc, depth)
     }
 
     /// The plan of `schema`, found in file `file` whose whole document is `doc`.
@@ -237,16 +237,17 @@ impl Compiler {
         let schema = other
             .pointer(fragment)
             .ok_or_else(|| PlanError::Unresolved(target.into()))?;
-        self.schema(schema, name, &other, depth)
+        self.schema(schema, name, other, depth)
     }
 }
 
-fn document(name: &str) -> Result<Value, PlanError> {
-    let text = files::get(name).ok_or_else(|| PlanError::MissingFile(name.into()))?;
-    serde_json::from_str(text).map_err(|source| PlanError::Json {
-        file: name.into(),
-        source,
-    })
+fn document(name: &str) -> Result<&'static Value, PlanError> {
+    files::parsed(name)
+        .ok_or_else(|| PlanError::MissingFile(name.into()))?
+        .map_err(|source| PlanError::Json {
+            file: name.into(),
+            source,
+        })
 }
 
 fn member(name: &str, plan: Plan, required: bool) -> Member {
