@@ -6,7 +6,7 @@
 //! reference path through `serde_json::Value` that explains rejections.
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: callbacks::alloc::Mimalloc = callbacks::alloc::Mimalloc;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use serde_json::{json, Value};

@@ -6,7 +6,7 @@
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: callbacks::alloc::Mimalloc = callbacks::alloc::Mimalloc;
 
 fn main() -> anyhow::Result<()> {
     let mut input = BufReader::with_capacity(1 << 20, io::stdin().lock());

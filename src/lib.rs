@@ -5,6 +5,7 @@
 //! The core (`schema`, `event`, `config`, `filter`, `transform`, `sign`, `pipeline`) knows no
 //! AWS and no HTTP server; adapters (`local`, `aws`, the binaries) call it.
 
+pub mod alloc;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: callbacks::alloc::Mimalloc = callbacks::alloc::Mimalloc;
 
 use callbacks::config;
 use callbacks::pipeline::CoreOptions;

@@ -19,7 +19,7 @@ use callbacks::aws::emf;
 use callbacks::aws::s3_config::S3ConfigSource;
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: callbacks::alloc::Mimalloc = callbacks::alloc::Mimalloc;
 
 /// Converts the runtime's wall-clock deadline into an [`Instant`].
 fn deadline_of(ctx: &lambda_runtime::Context) -> Option<Instant> {
