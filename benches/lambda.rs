@@ -5,6 +5,9 @@
 //! Cold start and peak RSS of the real binary: `tests/aws_runtime.rs`
 //! (`bench_cold_start_and_ten_thousand_records`).
 
+#[global_allocator]
+static GLOBAL: callbacks::alloc::Mimalloc = callbacks::alloc::Mimalloc;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -15,6 +15,9 @@ use callbacks::aws::LambdaSettings;
 use callbacks::pipeline::CoreOptions;
 use callbacks::schema::Schemas;
 
+#[global_allocator]
+static GLOBAL: callbacks::alloc::Mimalloc = callbacks::alloc::Mimalloc;
+
 struct App {
     configs: Arc<S3ConfigSource>,
     rejects: SqsRejects,
