@@ -221,9 +221,9 @@ async fn detail_has_the_contract_shape_and_the_payload_reserializes_to_the_signe
             .and_then(|d| d.as_array())
             .expect("data")[0];
         assert_eq!(item.keys(), ["type", "attributes", "links", "meta"]);
-        assert_eq!(cb.payload.0.as_ref().to_owned_bytes(), bytes);
+        assert_eq!(cb.payload.body().as_bytes(), bytes);
     }
-    let first = String::from_utf8(out.output[0].payload.0.as_ref().to_owned_bytes()).expect("utf8");
+    let first = out.output[0].payload.body();
     assert!(
         first.contains(r#""messageReference":"réf/ü–\"x\"""#),
         "UTF-8 kept, `/` not escaped: {first}"
@@ -242,15 +242,6 @@ async fn detail_has_the_contract_shape_and_the_payload_reserializes_to_the_signe
         "traceparent is null when the event has none"
     );
     assert_eq!(third["subscriptionIds"], json!(["sub-chan"]));
-}
-
-trait Bytes {
-    fn to_owned_bytes(&self) -> Vec<u8>;
-}
-impl Bytes for callbacks::transform::Payload {
-    fn to_owned_bytes(&self) -> Vec<u8> {
-        callbacks::transform::body(self)
-    }
 }
 
 #[tokio::test]

@@ -15,13 +15,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Serialize, Serializer};
+use serde_json::value::RawValue;
 
 use crate::config::ClientSettings;
 use crate::event::{EventError, InboundEvent, Rejected};
 use crate::pipeline::{self, CoreOptions, ProcessError, Routed};
 use crate::schema::FieldError;
 use crate::sign::SigningKey;
-use crate::transform::Payload;
 
 use super::emf::InvocationMetrics;
 
@@ -35,11 +35,25 @@ use records::{parse_record, reject_record, Accepted, Parsed};
 // Output
 // ---------------------------------------------------------------------------------------------
 
-/// The callback payload inside an output element. Serialized with the same serde
-/// implementation as [`crate::transform::body`], so the compact serialization of this subtree is
-/// byte for byte the body the signature was computed over.
+/// The callback payload inside an output element: its compact serialization
+/// ([`crate::transform::body`]), the exact bytes every route's signature was computed over,
+/// written into the output as the JSON object it is (not serialized again). The details of one
+/// event share it.
 #[derive(Debug, Clone)]
-pub struct SharedPayload(pub Arc<Payload>);
+pub struct SharedPayload(Arc<RawValue>);
+
+impl SharedPayload {
+    /// The payload whose body is `body` (compact JSON, as [`crate::transform::body`] writes it);
+    /// an error if `body` is not one JSON value.
+    pub fn from_body(body: String) -> Result<SharedPayload, serde_json::Error> {
+        Ok(SharedPayload(Arc::from(RawValue::from_string(body)?)))
+    }
+
+    /// The payload's body: the bytes that were signed.
+    pub fn body(&self) -> &str {
+        self.0.get()
+    }
+}
 
 impl Serialize for SharedPayload {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -351,17 +365,11 @@ fn details_for(
         ProcessError::Rejected(r) => r.to_string(),
         ProcessError::Transform { source, .. } => source.to_string(),
     })?;
-    let Some(Routed {
-        payload,
-        body,
-        routes,
-    }) = routed
-    else {
+    let Some(Routed { body, routes, .. }) = routed else {
         return Ok(Vec::new());
     };
-    // `body` is the compact serialization of this payload (`pipeline::route_event`), and the
-    // runtime writes `payload` with the same serializer.
-    let payload = Arc::new(payload);
+    let payload = SharedPayload::from_body(body)
+        .map_err(|e| format!("cannot carry the callback body: {e}"))?;
     Ok(routes
         .into_iter()
         .map(|route| CallbackDetail {
@@ -372,8 +380,8 @@ fn details_for(
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
-            signature: client.keys[route.target].signature(body.as_bytes()),
-            payload: SharedPayload(Arc::clone(&payload)),
+            signature: client.keys[route.target].signature(payload.body().as_bytes()),
+            payload: payload.clone(),
             event_id: ev.id().to_string(),
             message_id: ev.message_id().to_string(),
             traceparent: ev.traceparent().map(str::to_owned),

@@ -7,8 +7,6 @@
 //! ([`crate::transform::body`]); the signature is computed over exactly those bytes with the
 //! key in force, and the new `detail` carries the payload written by the same serializer.
 
-use std::sync::Arc;
-
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -79,8 +77,9 @@ pub async fn resign(body: &str, configs: &impl ConfigSource) -> Result<BusEntry,
             target_id: ev.target_id.clone(),
         })?;
     let payload = typed_payload(ev.payload).map_err(ResignError::NotAnEvent)?;
+    let body = transform::body_text(&payload);
     let signature = sign::signature(
-        &transform::body(&payload),
+        body.as_bytes(),
         &client.application_id,
         target.api_key.header_value.expose(),
     );
@@ -90,7 +89,8 @@ pub async fn resign(body: &str, configs: &impl ConfigSource) -> Result<BusEntry,
         target_id: ev.target_id,
         subscription_ids: ev.subscription_ids,
         signature,
-        payload: SharedPayload(Arc::new(payload)),
+        payload: SharedPayload::from_body(body)
+            .map_err(|e| ResignError::NotAnEvent(e.to_string()))?,
         event_id: ev.event_id,
         message_id: ev.message_id,
         traceparent: ev.traceparent,
