@@ -1,7 +1,8 @@
 //! The transform-filter Lambda handler, end to end in process: a 10,000-record Pipe batch as
 //! JSON bytes → records → validate, filter, transform, sign → output serialized as the Lambda
 //! runtime does. Configuration cached (in memory), no rejects.
-//! Run: `cargo bench --no-default-features --features aws --bench lambda`.
+//! Run: `cargo bench --no-default-features --features aws --bench lambda`. A second bench is
+//! the floor of the same batch, as `callbacks transform` has one (`scripts/bench-transform.sh`).
 //! Cold start and peak RSS of the real binary: `tests/aws_runtime.rs`
 //! (`bench_cold_start_and_ten_thousand_records`).
 
@@ -122,6 +123,25 @@ fn bench(c: &mut Criterion) {
                     .block_on(handler::handle(records, &configs, &NoRejects, &opts))
                     .expect("ok");
                 serde_json::to_vec(&out.output).expect("output").len()
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    // The floor, as for `callbacks transform` (examples/serde_floor.rs): on one thread, the
+    // batch and every record's event parsed into `serde_json::Value`s and each event written
+    // back compactly.
+    group.bench_function("floor: serde_json round trip of the batch's events", |b| {
+        b.iter_batched(
+            || input.clone(),
+            |bytes| {
+                let records: Vec<Value> = serde_json::from_slice(&bytes).expect("records");
+                let mut out = Vec::new();
+                for r in &records {
+                    let body = r["body"].as_str().expect("text body");
+                    let event: Value = serde_json::from_str(body).expect("event");
+                    serde_json::to_writer(&mut out, &event).expect("write");
+                }
+                out.len()
             },
             BatchSize::LargeInput,
         )
