@@ -138,8 +138,8 @@ pub struct SignedCallbacks {
     pub callbacks: Vec<Callback>,
 }
 
-/// As [`callbacks_for`], keeping the payload (for adapters that carry it as a JSON object, the
-/// Lambda); `None` when no subscription matched. The payload is built and serialized once.
+/// As [`callbacks_for`], keeping the payload (for an adapter that wants it as typed values);
+/// `None` when no subscription matched. The payload is built and serialized once.
 pub fn signed_callbacks(
     event: &InboundEvent,
     client: &ClientSettings,
@@ -251,7 +251,8 @@ pub fn fixed_headers(target: &Target) -> [(String, &str); 2] {
     ]
 }
 
-/// The payload of an event, for adapters that carry it as a JSON object (the Lambda).
+/// The payload of an event, as typed values (the transform-filter Lambda carries the serialized
+/// body instead, through [`route_event`]).
 pub fn payload_of(event: &InboundEvent, opts: &CoreOptions) -> Result<Payload, TransformError> {
     transform::payload(event, &opts.link_base)
 }
