@@ -159,10 +159,44 @@ pub fn body_text(payload: &Payload) -> String {
     serde_json::to_string(payload).expect("generated payload types always serialize")
 }
 
+/// [`body`] as a JSON value that serializes as exactly these bytes (for an adapter that embeds the
+/// body in a larger document, the transform-filter Lambda): `serde_json` writes it with
+/// `to_string`, as [`body_text`] does, and does not read it back.
+pub fn body_raw(payload: &Payload) -> Box<serde_json::value::RawValue> {
+    serde_json::value::to_raw_value(payload).expect("generated payload types always serialize")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::schema::types::CallbackMetaIdempotencyKey;
+
+    /// The embeddable body is the text body, byte for byte, for both kinds of payload.
+    #[test]
+    fn body_raw_is_the_body_text() {
+        for ty in [
+            "uk.nhs.notify.message.status.PUBLISHED.v1",
+            "uk.nhs.notify.channel.status.PUBLISHED.v1",
+        ] {
+            let data = if ty.contains("message") {
+                serde_json::json!({"clientId": "c", "messageId": "2WL3qFTEFM0qMY8xjRbt1LIKCzM",
+                    "messageReference": "r \"q\" é", "messageStatus": "DELIVERED",
+                    "channels": [{"type": "SMS", "channelStatus": "DELIVERED"}],
+                    "timestamp": "2025-01-01T00:00:00Z",
+                    "routingPlan": {"id": "", "name": "", "version": "", "createdDate": ""}})
+            } else {
+                serde_json::json!({"clientId": "c", "messageId": "2WL3qFTEFM0qMY8xjRbt1LIKCzM",
+                    "messageReference": "r", "channel": "SMS", "channelStatus": "DELIVERED",
+                    "supplierStatus": "delivered", "cascadeType": "primary", "cascadeOrder": 1,
+                    "timestamp": "2025-01-01T00:00:00Z", "retryCount": 0})
+            };
+            let event = crate::event::from_value(serde_json::json!({"specversion": "1.0",
+                "id": "e", "source": "/s", "type": ty, "time": "2025-01-01T00:00:00Z", "data": data}))
+            .expect("valid event");
+            let p = payload(&event, DEFAULT_LINK_BASE).expect("payload");
+            assert_eq!(body_raw(&p).get(), body_text(&p));
+        }
+    }
 
     /// `meta` skips the generated type's pattern check: every key our encoder makes passes it.
     #[test]

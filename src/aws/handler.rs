@@ -19,9 +19,10 @@ use serde_json::value::RawValue;
 
 use crate::config::ClientSettings;
 use crate::event::{EventError, InboundEvent, Rejected};
-use crate::pipeline::{self, CoreOptions, ProcessError, Routed};
+use crate::pipeline::{self, CoreOptions, ProcessError};
 use crate::schema::FieldError;
 use crate::sign::SigningKey;
+use crate::transform::{self, Payload};
 
 use super::emf::InvocationMetrics;
 
@@ -43,10 +44,9 @@ use records::{parse_record, reject_record, Accepted, Parsed};
 pub struct SharedPayload(Arc<RawValue>);
 
 impl SharedPayload {
-    /// The payload whose body is `body` (compact JSON, as [`crate::transform::body`] writes it);
-    /// an error if `body` is not one JSON value.
-    pub fn from_body(body: String) -> Result<SharedPayload, serde_json::Error> {
-        Ok(SharedPayload(Arc::from(RawValue::from_string(body)?)))
+    /// The payload's body, serialized once ([`transform::body_raw`]).
+    pub fn of(payload: &Payload) -> SharedPayload {
+        SharedPayload(Arc::from(transform::body_raw(payload)))
     }
 
     /// The payload's body: the bytes that were signed.
@@ -361,15 +361,14 @@ fn details_for(
     opts: &CoreOptions,
 ) -> Result<Vec<CallbackDetail>, String> {
     let settings = client.settings.as_ref();
-    let routed = pipeline::route_event(ev, settings, opts).map_err(|e| match e {
+    let routed = pipeline::route_payload(ev, settings, opts).map_err(|e| match e {
         ProcessError::Rejected(r) => r.to_string(),
         ProcessError::Transform { source, .. } => source.to_string(),
     })?;
-    let Some(Routed { body, routes, .. }) = routed else {
+    let Some((payload, routes)) = routed else {
         return Ok(Vec::new());
     };
-    let payload = SharedPayload::from_body(body)
-        .map_err(|e| format!("cannot carry the callback body: {e}"))?;
+    let payload = SharedPayload::of(&payload);
     Ok(routes
         .into_iter()
         .map(|route| CallbackDetail {

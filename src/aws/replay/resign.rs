@@ -13,7 +13,6 @@ use serde_json::Value;
 use crate::aws::delivery::{typed_payload, CallbackEvent};
 use crate::aws::handler::{CallbackDetail, ConfigFault, ConfigSource, SharedPayload};
 use crate::sign;
-use crate::transform;
 
 /// Why a dead letter cannot be put back on the bus.
 #[derive(Debug, thiserror::Error)]
@@ -77,9 +76,9 @@ pub async fn resign(body: &str, configs: &impl ConfigSource) -> Result<BusEntry,
             target_id: ev.target_id.clone(),
         })?;
     let payload = typed_payload(ev.payload).map_err(ResignError::NotAnEvent)?;
-    let body = transform::body_text(&payload);
+    let payload = SharedPayload::of(&payload);
     let signature = sign::signature(
-        body.as_bytes(),
+        payload.body().as_bytes(),
         &client.application_id,
         target.api_key.header_value.expose(),
     );
@@ -89,8 +88,7 @@ pub async fn resign(body: &str, configs: &impl ConfigSource) -> Result<BusEntry,
         target_id: ev.target_id,
         subscription_ids: ev.subscription_ids,
         signature,
-        payload: SharedPayload::from_body(body)
-            .map_err(|e| ResignError::NotAnEvent(e.to_string()))?,
+        payload,
         event_id: ev.event_id,
         message_id: ev.message_id,
         traceparent: ev.traceparent,
